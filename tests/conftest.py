@@ -1,0 +1,38 @@
+"""Shared test setup: offline mode everywhere, paths to the notebooks and to the real data."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# No Hub in tests: without these each failed Hub call burns seconds of retries.
+for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[var] = "1"
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT/"nbs"
+SHARED_DATA = ROOT.parent/"shared"/"data"
+
+
+def subprocess_env(threads: int = 1) -> dict:
+    "Environment for a child process: offline, `threads` CPU threads (two notebooks share two cores)."
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def need_shared(*parts) -> Path:
+    "The path under ../shared/data, or skip the test with the reason."
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the real-data tier needs the project's ../shared/data folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ftrecipes_cmd():
+    exe = shutil.which("ftrecipes")
+    if exe is None: pytest.fail("the `ftrecipes` command is not installed; run: pip install -e '.[dev]'")
+    return exe

@@ -1,0 +1,53 @@
+"""The nbdev side: inline tests pass, the exported package and cleaned notebooks match what is committed,
+and the papermill parameters survive nbdev-clean."""
+import ast
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, NBS, subprocess_env
+
+
+def test_nbdev_test_runs_inline_tests():
+    "nbdev-test over every notebook (recipes are skipped there: papermill runs them with their smoke preset)."
+    proc = subprocess.run(["nbdev-test", "--n_workers", "2", "--timing"], cwd=ROOT, capture_output=True, text=True,
+                          env=subprocess_env(threads=1))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+
+
+def _tracked_copy(tmp_path):
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    if not files: pytest.skip("not a git checkout")
+    for f in files:
+        if (ROOT/f).is_file():
+            (tmp_path/f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT/f, tmp_path/f)
+    return files
+
+
+def test_export_and_clean_change_nothing(tmp_path):
+    "nbdev-export and nbdev-clean on a copy of the tracked files reproduce them byte for byte."
+    files = _tracked_copy(tmp_path)
+    for cmd in ("nbdev-export", "nbdev-clean"):
+        proc = subprocess.run([cmd], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    changed = [f for f in files if f.startswith(("ftrecipes/", "nbs/")) and (ROOT/f).is_file()
+               and (tmp_path/f).read_bytes() != (ROOT/f).read_bytes()]
+    new = [str(p.relative_to(tmp_path)) for p in (tmp_path/"ftrecipes").rglob("*.py")
+           if str(p.relative_to(tmp_path)) not in files]
+    assert not changed and not new, f"run nbdev-export and nbdev-clean, then commit: changed {changed}, new {new}"
+
+
+@pytest.mark.parametrize("nb", sorted(p.name for p in NBS.glob("1*.ipynb")))
+def test_recipe_has_one_parameters_cell_that_survives_clean(nb):
+    cells = json.loads((NBS/nb).read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{nb}: expected one cell tagged `parameters`, found {len(tagged)}"
+    src = "".join(tagged[0]["source"])
+    tree = ast.parse(src)
+    assert all(isinstance(n, ast.Assign) and isinstance(n.value, (ast.Constant, ast.UnaryOp)) for n in tree.body), \
+        f"{nb}: the parameters cell must hold plain literals only"
+    names = [n.targets[0].id for n in tree.body]
+    assert names[0] == "preset" and "output_dir" in names

@@ -1,0 +1,45 @@
+"""Unit tests of exported helpers where the notebooks' inline tests do not reach."""
+import pytest
+
+from ftrecipes.recipes import parse_param, check_params, resolve_preset, recipe_parameters
+from ftrecipes.environment import hub_reachable, pick_precision
+from ftrecipes.sentiment import PUBLISHED
+import ast
+
+
+def test_parse_param_reads_literals_and_strings():
+    assert parse_param("epochs=3") == ("epochs", 3)
+    assert parse_param("learning_rate=5e-5") == ("learning_rate", 5e-5)
+    assert parse_param("label_names=['neg', 'pos']") == ("label_names", ["neg", "pos"])
+    assert parse_param("data=./my reviews.csv") == ("data", "./my reviews.csv")
+    assert parse_param("data_config=None") == ("data_config", None)
+    with pytest.raises(ValueError, match="key=value"): parse_param("epochs")
+
+
+def test_published_matches_the_parameters_cell():
+    "PUBLISHED in the sentiment module is the notebook's parameters cell; the two must not drift."
+    cell = {k: ast.literal_eval(v["default"]) for k, v in recipe_parameters("sentiment").items() if k != "preset"}
+    assert cell == PUBLISHED
+
+
+def test_check_params_rejects_wrong_types_and_names():
+    check_params("sentiment", {"epochs": 2, "learning_rate": 1e-4, "data": "x.csv", "label_names": ["a", "b"]})
+    with pytest.raises(ValueError, match="expected a float"): check_params("sentiment", {"learning_rate": "fast"})
+    with pytest.raises(ValueError, match="no parameter"): check_params("sentiment", {"lr": 1e-4})
+
+
+def test_preset_never_overrides_what_the_user_set():
+    published = dict(model="big", epochs=3)
+    presets = dict(laptop=dict(model="small", epochs=1))
+    class Env: device, hub = "cpu", False
+    p = resolve_preset("auto", dict(model="mine", epochs=3), published, presets, Env(), quiet=True)
+    assert (p.preset, p.model, p.epochs) == ("laptop", "mine", 1)
+
+
+def test_offline_mode_short_circuits_the_hub_check(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_reachable() is False
+
+
+def test_precision_on_cpu_is_fp32():
+    assert pick_precision("cpu") == "fp32"
