@@ -7,14 +7,14 @@ Docs: https://ftrecipes.github.io/ftrecipes/cli.html.md"""
 # %% auto #0
 __all__ = ['list_recipes', 'main']
 
-# %% ../nbs/07_cli.ipynb #88e4f734
+# %% ../nbs/07_cli.ipynb #289bac2d
 import argparse
 import sys
 
-# %% ../nbs/07_cli.ipynb #d6c748e2
+# %% ../nbs/07_cli.ipynb #fc2b802c
 from .recipes import recipes, recipe_parameters, parse_param, run_recipe, RecipeError
 
-# %% ../nbs/07_cli.ipynb #b204dc54
+# %% ../nbs/07_cli.ipynb #cc19556a
 def _format_metrics(results: dict) -> str:
     lines = []
     for split, m in results.get("metrics", {}).items():
@@ -31,7 +31,7 @@ def list_recipes() -> str:
             out.append(f"  {k:<24} {v['default']:<34} {v['help']}")
     return "\n".join(out)
 
-# %% ../nbs/07_cli.ipynb #c307811a
+# %% ../nbs/07_cli.ipynb #c14e139f
 def main(argv=None) -> int:
     "Entry point of the `ftrecipes` command."
     parser = argparse.ArgumentParser(prog="ftrecipes", description="Fine-tuning recipes, run as notebooks.")

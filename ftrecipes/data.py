@@ -9,20 +9,20 @@ __all__ = ['SAMPLES_DIR', 'FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'D
            'source_kind', 'load_data', 'check_not_empty', 'check_columns', 'encode_labels', 'make_splits',
            'show_examples', 'label_counts']
 
-# %% ../nbs/01_data.ipynb #752f29e6
+# %% ../nbs/01_data.ipynb #ba88a338
 import os
 from pathlib import Path
 from collections import Counter
 
-# %% ../nbs/01_data.ipynb #1af33b0f
+# %% ../nbs/01_data.ipynb #72b5042e
 import datasets
 from datasets import Dataset, DatasetDict, ClassLabel, load_dataset
 
-# %% ../nbs/01_data.ipynb #caff08e2
+# %% ../nbs/01_data.ipynb #7b9bef58
 class DataError(ValueError):
     "The data cannot be used as given. The message says what is wrong, where, and what to do."
 
-# %% ../nbs/01_data.ipynb #2710b4a7
+# %% ../nbs/01_data.ipynb #fd45fd1d
 SAMPLES_DIR = Path(__file__).parent/"samples" if "__file__" in globals() else None
 
 def _samples_dir() -> Path:
@@ -40,7 +40,7 @@ def sample_path(name: str) -> Path:
         raise DataError(f"No bundled sample named {name!r}. Bundled samples: {', '.join(bundled_samples())}.")
     return hits[0]
 
-# %% ../nbs/01_data.ipynb #48a790da
+# %% ../nbs/01_data.ipynb #87a20dba
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
                  ".txt": "text", ".arrow": "arrow"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -57,7 +57,7 @@ def source_kind(source: str) -> str:
     if s.startswith((".", "/", "~")) or p.suffix.lower() in FILE_BUILDERS or os.sep + os.sep in s: return "missing-path"
     return "hub"
 
-# %% ../nbs/01_data.ipynb #244387ea
+# %% ../nbs/01_data.ipynb #37f2fefd
 def _builder_for(path: Path) -> tuple:
     "The `datasets` builder and its extra arguments for a data file."
     suffix = path.suffix.lower()
@@ -87,7 +87,7 @@ def _folder_data_files(folder: Path) -> tuple:
         splits.setdefault(split, []).append(str(p))
     return builder, kw, splits
 
-# %% ../nbs/01_data.ipynb #f4d58537
+# %% ../nbs/01_data.ipynb #9b62b5ec
 def _check_file(path: Path):
     "Fail on an empty file, or a csv/tsv with a header and no rows, before `datasets` sees it."
     if path.stat().st_size == 0: raise DataError(f"{path}: the file is empty. Give a file with a header row and data.")
@@ -137,7 +137,7 @@ def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
     check_not_empty(dsd, source)
     return dsd
 
-# %% ../nbs/01_data.ipynb #db3489a9
+# %% ../nbs/01_data.ipynb #63e194e4
 def check_not_empty(dsd: DatasetDict, source: str = "the data"):
     "Fail when the data has no split or a split has no rows."
     if not dsd: raise DataError(f"{source}: no splits were found.")
@@ -145,7 +145,7 @@ def check_not_empty(dsd: DatasetDict, source: str = "the data"):
         if len(ds) == 0:
             raise DataError(f"{source}: the {name!r} split has no rows. Add examples or remove that split.")
 
-# %% ../nbs/01_data.ipynb #d179b632
+# %% ../nbs/01_data.ipynb #c75f583a
 def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
     "Fail unless every split has the columns in `required` (parameter name -> column name)."
     for split, ds in dsd.items():
@@ -155,7 +155,7 @@ def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
             raise DataError(f"{source}, split {split!r}: no column {what}. Columns found: {ds.column_names}. "
                             f"Pass the right name, e.g. -p {next(iter(missing))}={ds.column_names[0]!r}.")
 
-# %% ../nbs/01_data.ipynb #5cbdc820
+# %% ../nbs/01_data.ipynb #6d6653be
 def _row_hint(split, i): return f"split {split!r}, row {i + 1}"
 
 def encode_labels(dsd: DatasetDict,
@@ -206,7 +206,7 @@ def encode_labels(dsd: DatasetDict,
         out[split] = ds.add_column("label", ids).cast_column("label", ClassLabel(names=names))
     return DatasetDict(out), names
 
-# %% ../nbs/01_data.ipynb #883f85e4
+# %% ../nbs/01_data.ipynb #5ac6200c
 def _split_off(ds, fraction, seed, stratify):
     try: return ds.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
     except (ValueError, TypeError): return ds.train_test_split(test_size=fraction, seed=seed)
@@ -232,7 +232,7 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
     check_not_empty(res)
     return res
 
-# %% ../nbs/01_data.ipynb #c3dbb2a7
+# %% ../nbs/01_data.ipynb #d3087f08
 def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = None):
     "A pandas DataFrame of `n` random rows, with class names next to label ids."
     import pandas as pd
@@ -243,7 +243,7 @@ def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = No
     if names is not None and "label" in df: df.insert(df.columns.get_loc("label") + 1, "label_name", [names[i] for i in df["label"]])
     return df
 
-# %% ../nbs/01_data.ipynb #7b9d5acf
+# %% ../nbs/01_data.ipynb #b4889f8e
 def label_counts(dsd: DatasetDict, label_names: list) -> "pd.DataFrame":
     "Rows per class and split: check the balance before training."
     import pandas as pd

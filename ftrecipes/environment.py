@@ -8,18 +8,18 @@ Docs: https://ftrecipes.github.io/ftrecipes/environment.html.md"""
 __all__ = ['OFFLINE_VARS', 'detect_device', 'pick_precision', 'in_colab', 'hub_reachable', 'set_offline', 'seed_everything',
            'RunEnvironment', 'quiet_libraries', 'describe_environment']
 
-# %% ../nbs/00_environment.ipynb #36e96569
+# %% ../nbs/00_environment.ipynb #dfea366b
 import os
 import platform
 import random
 import socket
 from dataclasses import dataclass, asdict
 
-# %% ../nbs/00_environment.ipynb #f048b332
+# %% ../nbs/00_environment.ipynb #5c230811
 import numpy as np
 import torch
 
-# %% ../nbs/00_environment.ipynb #d6305d1d
+# %% ../nbs/00_environment.ipynb #cb8bc5b1
 def detect_device() -> str:
     "The best available device: 'cuda', 'mps' or 'cpu' (`FTRECIPES_DEVICE` overrides)."
     forced = os.environ.get("FTRECIPES_DEVICE")
@@ -32,14 +32,14 @@ def detect_device() -> str:
     if mps is not None and mps.is_available(): return "mps"
     return "cpu"
 
-# %% ../nbs/00_environment.ipynb #4c848006
+# %% ../nbs/00_environment.ipynb #9cea895f
 def pick_precision(device: str) -> str:
     "'bf16', 'fp16' or 'fp32': the fastest precision `device` trains in reliably."
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"
 
-# %% ../nbs/00_environment.ipynb #de12b8ad
+# %% ../nbs/00_environment.ipynb #4b5f76a1
 def in_colab() -> bool:
     "True when running inside Google Colab."
     try:
@@ -48,7 +48,7 @@ def in_colab() -> bool:
     except ImportError:
         return False
 
-# %% ../nbs/00_environment.ipynb #09868ac6
+# %% ../nbs/00_environment.ipynb #864d0933
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 def _truthy(v): return str(v).strip().lower() in ("1", "true", "yes", "on")
@@ -61,7 +61,7 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
     except OSError:
         return False
 
-# %% ../nbs/00_environment.ipynb #e0af9ded
+# %% ../nbs/00_environment.ipynb #3d883b52
 def set_offline(offline: bool = True):
     "Set (or clear) the offline switches of huggingface_hub, datasets, evaluate and transformers."
     for v in OFFLINE_VARS:
@@ -73,14 +73,14 @@ def set_offline(offline: bool = True):
     except Exception:
         pass
 
-# %% ../nbs/00_environment.ipynb #38f158a1
+# %% ../nbs/00_environment.ipynb #ed5bb862
 def seed_everything(seed: int = 42):
     "Seed python, numpy and torch (CPU and all GPUs)."
     from transformers import set_seed
     set_seed(seed)
     return seed
 
-# %% ../nbs/00_environment.ipynb #6f962435
+# %% ../nbs/00_environment.ipynb #9af75dac
 @dataclass
 class RunEnvironment:
     "What the recipe found about the machine it runs on."
@@ -100,7 +100,7 @@ class RunEnvironment:
 
     def as_dict(self) -> dict: return asdict(self)
 
-# %% ../nbs/00_environment.ipynb #37f9871b
+# %% ../nbs/00_environment.ipynb #65b75742
 def quiet_libraries():
     "Keep notebook output readable: no per-map progress bars or load reports; the Trainer's progress stays."
     import datasets, transformers
@@ -108,7 +108,7 @@ def quiet_libraries():
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-# %% ../nbs/00_environment.ipynb #969a1fc7
+# %% ../nbs/00_environment.ipynb #bcd03806
 def describe_environment(check_hub: bool = True, quiet: bool = False) -> RunEnvironment:
     "Detect device, precision, Colab and the Hub; switch to offline mode when the Hub is unreachable."
     quiet_libraries()

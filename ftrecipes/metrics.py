@@ -9,16 +9,16 @@ __all__ = ['METRICS', 'Accuracy', 'ClassificationMetrics', 'metric_module_path',
            'evaluate_classifier', 'metrics_table', 'majority_baseline', 'softmax', 'per_class_table',
            'plot_confusion_matrix', 'most_confident_errors']
 
-# %% ../nbs/04_metrics.ipynb #760e85bb
+# %% ../nbs/04_metrics.ipynb #28ac3f33
 import os
 from pathlib import Path
 
-# %% ../nbs/04_metrics.ipynb #07835b34
+# %% ../nbs/04_metrics.ipynb #51e04cd1
 import numpy as np
 import datasets
 import evaluate
 
-# %% ../nbs/04_metrics.ipynb #c659eff8
+# %% ../nbs/04_metrics.ipynb #c502e0f0
 _CLASS_FEATURES = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
 
 class Accuracy(evaluate.Metric):
@@ -32,7 +32,7 @@ class Accuracy(evaluate.Metric):
         from sklearn.metrics import accuracy_score
         return {"accuracy": float(accuracy_score(references, predictions, sample_weight=sample_weight))}
 
-# %% ../nbs/04_metrics.ipynb #d10282c9
+# %% ../nbs/04_metrics.ipynb #61c1a126
 class ClassificationMetrics(evaluate.Metric):
     "Accuracy, macro and weighted precision/recall/F1, and per-class scores (scikit-learn)."
     def _info(self):
@@ -54,7 +54,7 @@ class ClassificationMetrics(evaluate.Metric):
                             for i, nm in enumerate(names)}
         return out
 
-# %% ../nbs/04_metrics.ipynb #0d2fe0f9
+# %% ../nbs/04_metrics.ipynb #e4cfff06
 METRICS = {"accuracy": "Accuracy", "classification": "ClassificationMetrics"}
 
 def metric_module_path(name: str) -> Path:
@@ -74,7 +74,7 @@ def load_metric(name: str, **kwargs):
     "Load ftrecipes' metric `name` with `evaluate.load`, offline."
     return evaluate.load(str(metric_module_path(name)), **kwargs)
 
-# %% ../nbs/04_metrics.ipynb #c1340b41
+# %% ../nbs/04_metrics.ipynb #1ed2c28c
 def classification_compute_metrics(label_names: list):
     "A `compute_metrics` function for the Trainer: accuracy and macro/weighted F1 from logits."
     metric = load_metric("classification")
@@ -85,7 +85,7 @@ def classification_compute_metrics(label_names: list):
         return {k: v for k, v in res.items() if k != "per_class"}
     return compute_metrics
 
-# %% ../nbs/04_metrics.ipynb #8457e815
+# %% ../nbs/04_metrics.ipynb #e2047ff0
 def evaluate_classifier(trainer, splits: dict, label_names: list) -> tuple:
     "Predict each split in `splits` (name -> tokenized dataset); return (metrics per split, logits per split)."
     metric = load_metric("classification")
@@ -103,7 +103,7 @@ def metrics_table(metrics: dict, keys=("accuracy", "f1_macro", "precision_macro"
     import pandas as pd
     return pd.DataFrame({s: {k: m[k] for k in keys if k in m} for s, m in metrics.items()}).round(4)
 
-# %% ../nbs/04_metrics.ipynb #b3069577
+# %% ../nbs/04_metrics.ipynb #badb2028
 def majority_baseline(train_labels, eval_labels, label_names: list) -> dict:
     "Scores of always predicting the most frequent training class: the floor any model must beat."
     values, counts = np.unique(np.asarray(train_labels), return_counts=True)
@@ -112,7 +112,7 @@ def majority_baseline(train_labels, eval_labels, label_names: list) -> dict:
                                                 label_names=label_names)
     return dict(predicts=label_names[majority], accuracy=res["accuracy"], f1_macro=res["f1_macro"])
 
-# %% ../nbs/04_metrics.ipynb #b84a3db6
+# %% ../nbs/04_metrics.ipynb #584404c8
 def softmax(logits):
     "Row-wise softmax of a NumPy array of logits."
     z = np.asarray(logits, dtype=np.float64)
@@ -134,7 +134,7 @@ def plot_confusion_matrix(references, predictions, label_names: list, title: str
     ax.set_title(title)
     return ax.figure
 
-# %% ../nbs/04_metrics.ipynb #4abf5c73
+# %% ../nbs/04_metrics.ipynb #3ddc18bb
 def most_confident_errors(inputs: list, references, logits, label_names: list, k: int = 10, input_name: str = "text"):
     "The `k` wrong predictions the model was surest of, with its confidence."
     import pandas as pd

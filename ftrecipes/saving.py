@@ -8,7 +8,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/saving.html.md"""
 __all__ = ['RUN_MARKERS', 'TRACKED_LIBRARIES', 'holds_run', 'fresh_output_dir', 'library_versions', 'model_card', 'save_run',
            'write_results', 'reload_and_predict']
 
-# %% ../nbs/05_saving.ipynb #544b131d
+# %% ../nbs/05_saving.ipynb #0cea24bb
 import json
 import platform
 import time
@@ -16,7 +16,7 @@ import datetime
 from importlib import metadata
 from pathlib import Path
 
-# %% ../nbs/05_saving.ipynb #2f866046
+# %% ../nbs/05_saving.ipynb #ca197cfc
 RUN_MARKERS = ("results.json", "model", "checkpoints")
 
 def holds_run(path) -> bool:
@@ -35,7 +35,7 @@ def fresh_output_dir(path) -> Path:
     candidate.mkdir(parents=True, exist_ok=True)
     return candidate
 
-# %% ../nbs/05_saving.ipynb #96752008
+# %% ../nbs/05_saving.ipynb #e2c0c436
 TRACKED_LIBRARIES = ("ftrecipes", "torch", "transformers", "datasets", "evaluate", "accelerate", "tokenizers",
                      "scikit-learn", "timm", "peft")
 
@@ -47,7 +47,7 @@ def library_versions() -> dict:
         except metadata.PackageNotFoundError: pass
     return out
 
-# %% ../nbs/05_saving.ipynb #e87d19f6
+# %% ../nbs/05_saving.ipynb #1ca10005
 def _fmt(v):
     if isinstance(v, float): return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
     return str(v)
@@ -87,7 +87,7 @@ def model_card(results: dict) -> str:
               "clf(\"An example input.\")", "```", ""]
     return "\n".join(parts)
 
-# %% ../nbs/05_saving.ipynb #0ae327fc
+# %% ../nbs/05_saving.ipynb #2008f266
 def _jsonable(o):
     import numpy as np
     if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
@@ -119,7 +119,7 @@ def write_results(out_dir, results: dict) -> Path:
     tmp.replace(path)
     return path
 
-# %% ../nbs/05_saving.ipynb #17c807cc
+# %% ../nbs/05_saving.ipynb #1cc3b78d
 def reload_and_predict(model_dir, task: str, inputs, **pipeline_kwargs):
     "Load `model_dir` with `pipeline(task)` and run it on `inputs`."
     from transformers import pipeline

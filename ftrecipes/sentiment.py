@@ -7,14 +7,14 @@ Docs: https://ftrecipes.github.io/ftrecipes/sentiment.html.md"""
 # %% auto #0
 __all__ = ['PUBLISHED', 'PUBLISHED_RESULT', 'sentiment_presets', 'tokenize_texts', 'lexicon_baseline']
 
-# %% ../nbs/10_sentiment.ipynb #c9d7e617
+# %% ../nbs/10_sentiment.ipynb #c607b462
 import time
 
-# %% ../nbs/10_sentiment.ipynb #574e250d
+# %% ../nbs/10_sentiment.ipynb #7266c0e9
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 from datasets import DatasetDict
 
-# %% ../nbs/10_sentiment.ipynb #fb0fb497
+# %% ../nbs/10_sentiment.ipynb #948b1553
 from .environment import describe_environment, seed_everything
 from .data import load_data, source_kind, check_columns, encode_labels, make_splits, show_examples, label_counts
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
@@ -24,7 +24,7 @@ from .metrics import (classification_compute_metrics, evaluate_classifier, metri
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 
-# %% ../nbs/10_sentiment.ipynb #5cd574a1
+# %% ../nbs/10_sentiment.ipynb #1170585a
 PUBLISHED = dict(
     model="bert-base-cased", data="nyu-mll/glue", data_config="sst2", data_revision=None, text_column="sentence",
     label_column="label", label_names=None, label_threshold=None, split_seed=0, max_train_samples=None,
@@ -43,7 +43,7 @@ def sentiment_presets(env) -> dict:
     smoke = dict(bundled, model="tiny:bert", max_length=64, batch_size=16, epochs=4, learning_rate=1e-3, warmup=0.1)
     return dict(laptop=laptop, smoke=smoke)
 
-# %% ../nbs/10_sentiment.ipynb #93bfa4fb
+# %% ../nbs/10_sentiment.ipynb #4c7b1ac6
 def tokenize_texts(splits: DatasetDict, tokenizer, text_column: str, max_length: int) -> tuple:
     "Tokenize `text_column` of every split (no padding); return (tokenized splits, truncation counts)."
     def tok(batch):
@@ -56,7 +56,7 @@ def tokenize_texts(splits: DatasetDict, tokenizer, text_column: str, max_length:
     truncated = {s: int(sum(d["truncated"])) for s, d in out.items()}
     return out.remove_columns("truncated"), {s: dict(truncated=truncated[s], rows=len(out[s])) for s in out}
 
-# %% ../nbs/10_sentiment.ipynb #c5192dab
+# %% ../nbs/10_sentiment.ipynb #64156971
 def lexicon_baseline(texts, label_names: list):
     "Accuracy-ready predictions of the VADER lexicon (compound > 0 is positive), or None where it does not apply."
     if [n.lower() for n in label_names] != ["negative", "positive"]: return None

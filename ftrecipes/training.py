@@ -7,15 +7,15 @@ Docs: https://ftrecipes.github.io/ftrecipes/training.html.md"""
 # %% auto #0
 __all__ = ['TrainConfig', 'training_arguments', 'make_trainer', 'train_and_time', 'loss_history', 'plot_loss_curves']
 
-# %% ../nbs/03_training.ipynb #0c7f1d47
+# %% ../nbs/03_training.ipynb #17ed56ff
 import math
 import time
 from dataclasses import dataclass, asdict, fields
 
-# %% ../nbs/03_training.ipynb #2122bb2a
+# %% ../nbs/03_training.ipynb #ccd8b99f
 from transformers import Trainer, TrainingArguments, EarlyStoppingCallback
 
-# %% ../nbs/03_training.ipynb #f544a613
+# %% ../nbs/03_training.ipynb #c9d04f1d
 @dataclass
 class TrainConfig:
     "The hyperparameters a recipe exposes. Everything else keeps the Trainer's defaults."
@@ -59,7 +59,7 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in dict(params).items() if k in names})
 
-# %% ../nbs/03_training.ipynb #b3f29527
+# %% ../nbs/03_training.ipynb #9aa5aa72
 def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32", device: str = "cpu",
                        steps_per_epoch: int = None, **overrides) -> TrainingArguments:
     "`TrainingArguments` for `cfg` on `device` with `precision`; `overrides` go straight to TrainingArguments."
@@ -96,7 +96,7 @@ def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32
     kw.update(overrides)
     return TrainingArguments(**kw)
 
-# %% ../nbs/03_training.ipynb #50b641d8
+# %% ../nbs/03_training.ipynb #1fbf54df
 def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_dataset, processing_class=None,
                  data_collator=None, compute_metrics=None, precision: str = "fp32", device: str = "cpu",
                  trainer_class=Trainer, **overrides) -> Trainer:
@@ -108,7 +108,7 @@ def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_d
                          processing_class=processing_class, data_collator=data_collator,
                          compute_metrics=compute_metrics, callbacks=callbacks)
 
-# %% ../nbs/03_training.ipynb #230fdef9
+# %% ../nbs/03_training.ipynb #2815228a
 def train_and_time(trainer: Trainer, **kwargs) -> dict:
     "Train, and return the Trainer's metrics plus wall time, steps and (on CUDA) the peak memory."
     import torch
@@ -119,7 +119,7 @@ def train_and_time(trainer: Trainer, **kwargs) -> dict:
     if torch.cuda.is_available(): out["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated()
     return out
 
-# %% ../nbs/03_training.ipynb #8951170c
+# %% ../nbs/03_training.ipynb #24cb1b6e
 def loss_history(log_history: list):
     "Two DataFrames from `trainer.state.log_history`: training loss per logging step, evaluation per epoch."
     import pandas as pd
