@@ -6,7 +6,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/recipes.html.md"""
 
 # %% auto #0
 __all__ = ['RECIPE_PATTERN', 'Params', 'resolve_preset', 'notebooks_dir', 'recipes', 'recipe_parameters', 'recipe_path',
-           'RecipeError', 'parse_param', 'check_params', 'run_recipe']
+           'RecipeError', 'parse_param', 'check_params', 'run_recipe', 'cli_args']
 
 # %% ../nbs/06_recipes.ipynb #df1376eb
 import ast
@@ -134,3 +134,8 @@ def run_recipe(task: str, params: dict = None, output_dir=None, log_output: bool
     results_file = out/"results.json"
     if not results_file.exists(): raise RecipeError(f"{task}: ran, but wrote no {results_file}.")
     return json.loads(results_file.read_text())
+
+# %% ../nbs/06_recipes.ipynb #31860fa1
+def cli_args(params: dict) -> list:
+    "`-p key=value` arguments for `ftrecipes run` that `parse_param` reads back as the same values."
+    return [a for k, v in params.items() for a in ("-p", f"{k}={v!r}")]

