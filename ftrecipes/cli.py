@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         if args.command == "list":
             print(list_recipes()); return 0
         params = dict(parse_param(p) for p in args.param)
-        results = run_recipe(args.task, params, args.output, log_output=not args.quiet)
+        results = run_recipe(args.task, params, args.output, stream_output=not args.quiet)
     except (RecipeError, ValueError, FileNotFoundError) as e:
         print(f"ftrecipes: error: {e}", file=sys.stderr)
         return 1

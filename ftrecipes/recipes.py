@@ -117,8 +117,8 @@ def check_params(task: str, params: dict) -> dict:
             raise ValueError(f"-p {k}={v!r}: expected a {type(default).__name__} like {default!r}.")
     return params
 
-def run_recipe(task: str, params: dict = None, output_dir=None, log_output: bool = False, kernel_name: str = None) -> dict:
-    "Execute recipe `task` with `params`; return its results (the run's results.json)."
+def run_recipe(task: str, params: dict = None, output_dir=None, stream_output: bool = False, kernel_name: str = None) -> dict:
+    "Execute recipe `task` with `params`; return its results (the run's results.json). `stream_output` prints the cells' output."
     import papermill as pm
     from .saving import fresh_output_dir
     params = check_params(task, dict(params or {}))
@@ -126,8 +126,11 @@ def run_recipe(task: str, params: dict = None, output_dir=None, log_output: bool
     params["output_dir"] = str(out.resolve())
     executed = out/f"{task}.ipynb"
     try:
-        pm.execute_notebook(str(recipe_path(task)), str(executed), parameters=params, log_output=log_output,
-                            progress_bar=False, cwd=str(recipe_path(task).parent), kernel_name=kernel_name)
+        pm.execute_notebook(str(recipe_path(task)), str(executed), parameters=params, progress_bar=False,
+                            cwd=str(Path.cwd()), kernel_name=kernel_name,
+                            stdout_file=sys.stdout if stream_output else None,
+                            stderr_file=sys.stderr if stream_output else None,
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no kernel start-up chatter
     except pm.PapermillExecutionError as e:
         raise RecipeError(f"{task}: cell {e.exec_count} failed: {e.ename}: {e.evalue.strip().splitlines()[-1] if e.evalue.strip() else ''}"
                           f" (the executed notebook with the full traceback: {executed})") from None

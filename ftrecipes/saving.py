@@ -99,12 +99,12 @@ def _jsonable(o):
     return str(o)
 
 def save_run(out_dir, model, processing_class, results: dict) -> Path:
-    "Save model + tokenizer/processor + model card to `out_dir/model` and the results to `out_dir/results.json`."
+    "Save model + tokenizer/processor + model card to `out_dir/model` and `results` (updated in place) to `out_dir/results.json`."
     out_dir = Path(out_dir)
     model_dir = out_dir/"model"
     model.save_pretrained(model_dir)
     if processing_class is not None: processing_class.save_pretrained(model_dir)
-    results = dict(results, saved_model=str(model_dir.resolve()),
+    results.update(saved_model=str(model_dir.resolve()),
                    created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     results.setdefault("versions", library_versions())
     (model_dir/"README.md").write_text(model_card(results))

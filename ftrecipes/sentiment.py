@@ -29,7 +29,8 @@ PUBLISHED = dict(
     model="bert-base-cased", data="nyu-mll/glue", data_config="sst2", data_revision=None, text_column="sentence",
     label_column="label", label_names=None, label_threshold=None, split_seed=0, max_train_samples=None,
     max_length=128, learning_rate=2e-5, batch_size=32, epochs=3, weight_decay=0.0, warmup=0.0,
-    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, seed=42, output_dir="runs/sentiment")
+    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="accuracy", seed=42,
+    output_dir="runs/sentiment")
 
 PUBLISHED_RESULT = dict(metric="accuracy", value=0.9232, split="SST-2 validation",
                         source="transformers examples/pytorch/text-classification README (bert-base-cased, 3 epochs)")

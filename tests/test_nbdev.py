@@ -12,7 +12,7 @@ from conftest import ROOT, NBS, subprocess_env
 
 def test_nbdev_test_runs_inline_tests():
     "nbdev-test over every notebook (recipes are skipped there: papermill runs them with their smoke preset)."
-    proc = subprocess.run(["nbdev-test", "--n_workers", "2", "--timing"], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run(["nbdev-test", "--n-workers", "2", "--timing"], cwd=ROOT, capture_output=True, text=True,
                           env=subprocess_env(threads=1))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
 
