@@ -127,6 +127,7 @@ d = { 'settings': { 'branch': 'main',
                                     'ftrecipes.training.loss_history': ('training.html#loss_history', 'ftrecipes/training.py'),
                                     'ftrecipes.training.make_trainer': ('training.html#make_trainer', 'ftrecipes/training.py'),
                                     'ftrecipes.training.plot_loss_curves': ('training.html#plot_loss_curves', 'ftrecipes/training.py'),
+                                    'ftrecipes.training.predict_in_order': ('training.html#predict_in_order', 'ftrecipes/training.py'),
                                     'ftrecipes.training.train_and_time': ('training.html#train_and_time', 'ftrecipes/training.py'),
                                     'ftrecipes.training.training_arguments': ( 'training.html#training_arguments',
                                                                                'ftrecipes/training.py')}}}

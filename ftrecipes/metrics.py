@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import datasets
 import evaluate
+from .training import predict_in_order
 
 # %% ../nbs/04_metrics.ipynb #c502e0f0
 _CLASS_FEATURES = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
@@ -87,11 +88,11 @@ def classification_compute_metrics(label_names: list):
 
 # %% ../nbs/04_metrics.ipynb #e2047ff0
 def evaluate_classifier(trainer, splits: dict, label_names: list) -> tuple:
-    "Predict each split in `splits` (name -> tokenized dataset); return (metrics per split, logits per split)."
+    "Predict each split in `splits` (name -> tokenized dataset); return (metrics per split, logits in row order)."
     metric = load_metric("classification")
     metrics, logits = {}, {}
     for name, ds in splits.items():
-        out = trainer.predict(ds)
+        out = predict_in_order(trainer, ds)
         lg = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
         metrics[name] = metric.compute(predictions=lg.argmax(-1), references=out.label_ids, label_names=label_names)
         metrics[name]["loss"] = float(out.metrics.get("test_loss", float("nan")))
