@@ -130,7 +130,7 @@ def run_recipe(task: str, params: dict = None, output_dir=None, stream_output: b
                             cwd=str(Path.cwd()), kernel_name=kernel_name,
                             stdout_file=sys.stdout if stream_output else None,
                             stderr_file=sys.stderr if stream_output else None,
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no kernel start-up chatter
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel start-up or shutdown chatter
     except pm.PapermillExecutionError as e:
         raise RecipeError(f"{task}: cell {e.exec_count} failed: {e.ename}: {e.evalue.strip().splitlines()[-1] if e.evalue.strip() else ''}"
                           f" (the executed notebook with the full traceback: {executed})") from None
