@@ -67,20 +67,25 @@ def set_offline(offline: bool = True):
     for v in OFFLINE_VARS:
         if offline: os.environ[v] = "1"
         else: os.environ.pop(v, None)
-    try:  # huggingface_hub reads HF_HUB_OFFLINE once at import time; keep its constant in step
-        import huggingface_hub.constants as c
-        c.HF_HUB_OFFLINE = offline
-    except Exception:
-        pass
+    # The libraries read these variables once, at import time: keep the constants of those already
+    # imported in step, so that switching after `import datasets` still takes effect.
+    import importlib, sys
+    for module, names in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+                          ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")),
+                          ("evaluate.config", ("HF_EVALUATE_OFFLINE",))):
+        if module.split(".")[0] in sys.modules:
+            mod = importlib.import_module(module)
+            for name in names:
+                if hasattr(mod, name): setattr(mod, name, offline)
 
-# %% ../nbs/00_environment.ipynb #ed5bb862
+# %% ../nbs/00_environment.ipynb #94899391
 def seed_everything(seed: int = 42):
     "Seed python, numpy and torch (CPU and all GPUs)."
     from transformers import set_seed
     set_seed(seed)
     return seed
 
-# %% ../nbs/00_environment.ipynb #9af75dac
+# %% ../nbs/00_environment.ipynb #36857225
 @dataclass
 class RunEnvironment:
     "What the recipe found about the machine it runs on."
@@ -100,7 +105,7 @@ class RunEnvironment:
 
     def as_dict(self) -> dict: return asdict(self)
 
-# %% ../nbs/00_environment.ipynb #65b75742
+# %% ../nbs/00_environment.ipynb #10c79e4c
 def quiet_libraries():
     "Keep notebook output readable: no per-map progress bars or load reports; the Trainer's progress stays."
     import datasets, transformers
@@ -108,7 +113,7 @@ def quiet_libraries():
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-# %% ../nbs/00_environment.ipynb #bcd03806
+# %% ../nbs/00_environment.ipynb #23350943
 def describe_environment(check_hub: bool = True, quiet: bool = False) -> RunEnvironment:
     "Detect device, precision, Colab and the Hub; switch to offline mode when the Hub is unreachable."
     quiet_libraries()
