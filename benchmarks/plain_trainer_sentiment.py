@@ -6,6 +6,7 @@ no evaluation during training. Prints one JSON line: test accuracy and wall time
 import importlib.util
 import json
 import sys
+import tempfile
 import time
 
 start = time.perf_counter()
@@ -25,7 +26,7 @@ tok = AutoTokenizer.from_pretrained(path)
 enc = lambda b: tok(b["text"], truncation=True, max_length=128)
 train, test = (d.map(enc, batched=True, remove_columns=["id", "valence", "text"]) for d in (first["train"], second["test"]))
 model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
-args = TrainingArguments("/tmp/plain-trainer-baseline", per_device_train_batch_size=32, per_device_eval_batch_size=64,
+args = TrainingArguments(tempfile.mkdtemp(prefix="plain-trainer-"), per_device_train_batch_size=32, per_device_eval_batch_size=64,
                          num_train_epochs=2, learning_rate=5e-5, eval_strategy="no", save_strategy="no",
                          report_to="none", use_cpu=True, disable_tqdm=True, seed=42)
 trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=tok, data_collator=DataCollatorWithPadding(tok))

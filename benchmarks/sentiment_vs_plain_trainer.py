@@ -6,6 +6,7 @@ Runs the baseline (plain_trainer_sentiment.py) and then `ftrecipes run sentiment
 parameters, one after the other on the same machine, and prints test accuracy, wall time and the
 ratios. Minutes on a CPU; not part of the test suite."""
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from test_quality import QUALITY_PARAMS  # noqa: E402  (one definition of the re
 from ftrecipes.recipes import cli_args  # noqa: E402
 
 data = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent.parent/"shared"/"data"/"sentiment"/"movie_snippets.tsv")
-env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
+env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
 
 start = time.perf_counter()
 base = subprocess.run([sys.executable, str(HERE/"plain_trainer_sentiment.py"), str(data)], capture_output=True, text=True, env=env)

@@ -9,8 +9,9 @@ __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'DataError', 'bun
            'load_data', 'check_not_empty', 'check_columns', 'encode_labels', 'make_splits', 'show_examples',
            'label_counts']
 
-# %% ../nbs/01_data.ipynb #ba88a338
+# %% ../nbs/01_data.ipynb #e8731bfe
 import os
+import random
 from pathlib import Path
 from collections import Counter
 
@@ -239,7 +240,7 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
 def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = None):
     "A pandas DataFrame of `n` random rows, with class names next to label ids."
     import pandas as pd
-    idx = sorted(__import__("random").Random(seed).sample(range(len(ds)), min(n, len(ds))))
+    idx = sorted(random.Random(seed).sample(range(len(ds)), min(n, len(ds))))
     df = pd.DataFrame(ds.select(idx).to_dict())
     feat = ds.features.get("label")
     names = label_names or (feat.names if isinstance(feat, ClassLabel) else None)
