@@ -18,6 +18,7 @@ from collections import Counter
 # %% ../nbs/01_data.ipynb #72b5042e
 import datasets
 from datasets import Dataset, DatasetDict, ClassLabel, load_dataset
+from .environment import offline_mode
 
 # %% ../nbs/01_data.ipynb #7b9bef58
 class DataError(ValueError):
@@ -101,9 +102,6 @@ def _load_local(source, builder, **kw):
         raise DataError(f"{source}: could not be read as {builder} ({type(e).__name__}: {msg}). Check the file's "
                         "format: one header row, one example per row, the same columns in every row.") from e
 
-def _hub_offline() -> bool:
-    return str(os.environ.get("HF_DATASETS_OFFLINE", os.environ.get("HF_HUB_OFFLINE", ""))).lower() in ("1", "true", "yes", "on")
-
 def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
               config: str = None,  # Hub dataset configuration (e.g. 'sst2' for GLUE); ignored for local data
               revision: str = None,  # Hub revision (commit, tag or branch) to pin
@@ -126,7 +124,7 @@ def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
         dsd = (_load_local(source, builder, data_dir=str(source)) if files is None
                else _load_local(source, builder, data_files=files, **kw))
     else:
-        if _hub_offline():
+        if offline_mode():
             raise DataError(f"{source!r} looks like a Hub dataset id, but the Hub is unreachable (offline mode). "
                             "Pass a local file or folder (csv, tsv, json, jsonl, parquet, images) or a bundled "
                             f"sample ({', '.join('sample:' + s for s in bundled_samples())}).")

@@ -18,6 +18,7 @@ import numpy as np
 import datasets
 import evaluate
 from .training import predict_in_order
+from .environment import cache_dir
 
 # %% ../nbs/04_metrics.ipynb #c502e0f0
 _CLASS_FEATURES = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
@@ -61,8 +62,7 @@ METRICS = {"accuracy": "Accuracy", "classification": "ClassificationMetrics"}
 def metric_module_path(name: str) -> Path:
     "The folder of the local evaluate module for metric `name` (written on first use)."
     if name not in METRICS: raise ValueError(f"Unknown metric {name!r}; ftrecipes ships {', '.join(METRICS)}.")
-    cache = Path(os.environ.get("FTRECIPES_CACHE", Path.home()/".cache"/"ftrecipes"))
-    folder = cache/"metric_modules"/name
+    folder = cache_dir()/"metric_modules"/name
     script = folder/f"{name}.py"
     text = f'"ftrecipes\' {name} metric as a local evaluate module."\nfrom ftrecipes.metrics import {METRICS[name]}\n'
     if not script.exists() or script.read_text() != text:

