@@ -6,8 +6,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/data.html.md"""
 
 # %% auto #0
 __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'DataError', 'bundled_samples', 'sample_path', 'source_kind',
-           'load_data', 'check_not_empty', 'check_columns', 'encode_labels', 'make_splits', 'show_examples',
-           'label_counts']
+           'conll_columns', 'load_data', 'check_not_empty', 'check_columns', 'encode_labels', 'make_splits',
+           'show_examples', 'label_counts']
 
 # %% ../nbs/01_data.ipynb #e8731bfe
 import os
@@ -31,7 +31,7 @@ def _samples_dir() -> Path:
 
 def bundled_samples() -> list:
     "Names of the samples bundled with ftrecipes (use them as `'sample:NAME'`)."
-    return sorted(p.stem for p in _samples_dir().iterdir() if p.suffix in (".csv", ".jsonl", ".tsv"))
+    return sorted(p.stem for p in _samples_dir().iterdir() if p.suffix in (".csv", ".jsonl", ".tsv", ".conll"))
 
 def sample_path(name: str) -> Path:
     "Path of the bundled sample `name`."
@@ -42,7 +42,7 @@ def sample_path(name: str) -> Path:
 
 # %% ../nbs/01_data.ipynb #87a20dba
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
-                 ".txt": "text", ".arrow": "arrow"}
+                 ".txt": "text", ".arrow": "arrow", ".conll": "conll"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                  "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
@@ -57,13 +57,32 @@ def source_kind(source: str) -> str:
     if s.startswith((".", "/", "~")) or p.suffix.lower() in FILE_BUILDERS or os.sep + os.sep in s: return "missing-path"
     return "hub"
 
-# %% ../nbs/01_data.ipynb #37f2fefd
+# %% ../nbs/01_data.ipynb #c75f5072
+def conll_columns(path) -> list:
+    "Column names for the CoNLL file at `path`, after checking that every token line has the same number of columns."
+    path, width = Path(path), None
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields or fields[0] == "-DOCSTART-": continue
+            if width is None: width, first = len(fields), n
+            elif len(fields) != width:
+                raise DataError(f"{path}, line {n}: {len(fields)} columns ({line.strip()!r}), but line {first} has "
+                                f"{width}. Every token line needs the same columns: the token first, its tag last; "
+                                "put a blank line between sentences.")
+    if width is None: raise DataError(f"{path}: no token lines. Write one 'TOKEN TAG' per line, a blank line between sentences.")
+    if width < 2: raise DataError(f"{path}, line {first}: one column only; each line needs a token and its tag ('EU B-ORG').")
+    if width == 4: return ["tokens", "pos_tags", "chunk_tags", "ner_tags"]  # the CoNLL-2003 layout
+    return ["tokens", *[f"column_{i}" for i in range(1, width - 1)], "ner_tags"]
+
+# %% ../nbs/01_data.ipynb #c1b16750
 def _builder_for(path: Path) -> tuple:
     "The `datasets` builder and its extra arguments for a data file."
     suffix = path.suffix.lower()
     if suffix not in FILE_BUILDERS:
         raise DataError(f"{path}: cannot read files ending in {suffix!r}. "
                         f"Use one of {', '.join(sorted(FILE_BUILDERS))}, or a folder of images.")
+    if suffix == ".conll": return "conll", {"column_names": conll_columns(path)}
     return FILE_BUILDERS[suffix], ({"delimiter": "\t"} if suffix == ".tsv" else {})
 
 def _folder_data_files(folder: Path) -> tuple:
@@ -87,7 +106,7 @@ def _folder_data_files(folder: Path) -> tuple:
         splits.setdefault(split, []).append(str(p))
     return builder, kw, splits
 
-# %% ../nbs/01_data.ipynb #9b62b5ec
+# %% ../nbs/01_data.ipynb #362fd1f3
 def _check_file(path: Path):
     "Fail on an empty file, or a csv/tsv with a header and no rows, before `datasets` sees it."
     if path.stat().st_size == 0: raise DataError(f"{path}: the file is empty. Give a file with a header row and data.")
@@ -138,7 +157,7 @@ def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
     check_not_empty(dsd, source)
     return dsd
 
-# %% ../nbs/01_data.ipynb #63e194e4
+# %% ../nbs/01_data.ipynb #bdfcc0fa
 def check_not_empty(dsd: DatasetDict, source: str = "the data"):
     "Fail when the data has no split or a split has no rows."
     if not dsd: raise DataError(f"{source}: no splits were found.")
@@ -146,7 +165,7 @@ def check_not_empty(dsd: DatasetDict, source: str = "the data"):
         if len(ds) == 0:
             raise DataError(f"{source}: the {name!r} split has no rows. Add examples or remove that split.")
 
-# %% ../nbs/01_data.ipynb #c75f583a
+# %% ../nbs/01_data.ipynb #904dea57
 def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
     "Fail unless every split has the columns in `required` (parameter name -> column name)."
     for split, ds in dsd.items():
@@ -156,7 +175,7 @@ def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
             raise DataError(f"{source}, split {split!r}: no column {what}. Columns found: {ds.column_names}. "
                             f"Pass the right name, e.g. -p {next(iter(missing))}={ds.column_names[0]!r}.")
 
-# %% ../nbs/01_data.ipynb #6d6653be
+# %% ../nbs/01_data.ipynb #f132774d
 def _row_hint(split, i): return f"split {split!r}, row {i + 1}"
 
 def encode_labels(dsd: DatasetDict,
@@ -208,24 +227,42 @@ def encode_labels(dsd: DatasetDict,
         out[split] = ds.add_column("label", ids).cast_column("label", ClassLabel(names=names))
     return DatasetDict(out), names
 
-# %% ../nbs/01_data.ipynb #5ac6200c
-def _split_off(ds, fraction, seed, stratify):
+# %% ../nbs/01_data.ipynb #2229c469
+def _split_off_groups(ds, fraction, seed, group_by):
+    "Cut about `fraction` of the rows off `ds`, whole groups at a time (rows sharing a `group_by` value stay together)."
+    values = list(ds[group_by])
+    groups = list(dict.fromkeys(values))
+    random.Random(seed).shuffle(groups)
+    size, target, chosen = Counter(values), fraction * len(values), set()
+    for g in groups:
+        if sum(size[c] for c in chosen) >= target: break
+        chosen.add(g)
+    if len(chosen) == len(groups):
+        raise DataError(f"Only {len(groups)} distinct {group_by!r} values: too few to split into whole groups. Add data.")
+    held = [i for i, v in enumerate(values) if v in chosen]
+    kept = [i for i, v in enumerate(values) if v not in chosen]
+    return {"train": ds.select(kept), "test": ds.select(held)}
+
+def _split_off(ds, fraction, seed, stratify, group_by=None):
+    if group_by: return _split_off_groups(ds, fraction, seed, group_by)
     try: return ds.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
     except (ValueError, TypeError): return ds.train_test_split(test_size=fraction, seed=seed)
 
 def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, seed: int = 0,
-                stratify_by: str = None) -> DatasetDict:
+                stratify_by: str = None,  # a ClassLabel column to keep class proportions equal across splits
+                group_by: str = None,  # a column whose rows must stay in one split (e.g. the context of QA questions)
+                ) -> DatasetDict:
     "Return train/validation/test, cutting the missing ones from train (fractions of the whole)."
     if "train" not in dsd: raise DataError(f"No 'train' split; found {list(dsd)}. Name one split 'train'.")
     train, out = dsd["train"], {}
     strat = stratify_by if stratify_by in train.column_names and isinstance(train.features[stratify_by], ClassLabel) else None
     need = [s for s in ("validation", "test") if s not in dsd]
     if need == ["validation", "test"]:
-        first = _split_off(train, validation + test, seed, strat)
-        second = _split_off(first["test"], test / (validation + test), seed, strat)
+        first = _split_off(train, validation + test, seed, strat, group_by)
+        second = _split_off(first["test"], test / (validation + test), seed, strat, group_by)
         out = dict(train=first["train"], validation=second["train"], test=second["test"])
     elif need:
-        part = _split_off(train, validation if need == ["validation"] else test, seed, strat)
+        part = _split_off(train, validation if need == ["validation"] else test, seed, strat, group_by)
         out = {"train": part["train"], need[0]: part["test"]}
         out.update({k: v for k, v in dsd.items() if k not in out})
     else:
@@ -234,7 +271,7 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
     check_not_empty(res)
     return res
 
-# %% ../nbs/01_data.ipynb #d3087f08
+# %% ../nbs/01_data.ipynb #690968af
 def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = None):
     "A pandas DataFrame of `n` random rows, with class names next to label ids."
     import pandas as pd
@@ -245,7 +282,7 @@ def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = No
     if names is not None and "label" in df: df.insert(df.columns.get_loc("label") + 1, "label_name", [names[i] for i in df["label"]])
     return df
 
-# %% ../nbs/01_data.ipynb #b4889f8e
+# %% ../nbs/01_data.ipynb #c999672e
 def label_counts(dsd: DatasetDict, label_names: list) -> "pd.DataFrame":
     "Rows per class and split: check the balance before training."
     import pandas as pd

@@ -56,15 +56,17 @@ class ClassificationMetrics(evaluate.Metric):
                             for i, nm in enumerate(names)}
         return out
 
-# %% ../nbs/04_metrics.ipynb #e4cfff06
-METRICS = {"accuracy": "Accuracy", "classification": "ClassificationMetrics"}
+# %% ../nbs/04_metrics.ipynb #3793d6fb
+METRICS = {"accuracy": "ftrecipes.metrics:Accuracy", "classification": "ftrecipes.metrics:ClassificationMetrics",
+           "squad": "ftrecipes.question_answering:SquadMetrics", "entities": "ftrecipes.ner:EntityMetrics"}
 
 def metric_module_path(name: str) -> Path:
     "The folder of the local evaluate module for metric `name` (written on first use)."
     if name not in METRICS: raise ValueError(f"Unknown metric {name!r}; ftrecipes ships {', '.join(METRICS)}.")
     folder = cache_dir()/"metric_modules"/name
     script = folder/f"{name}.py"
-    text = f'"ftrecipes\' {name} metric as a local evaluate module."\nfrom ftrecipes.metrics import {METRICS[name]}\n'
+    module, cls = METRICS[name].split(":")
+    text = f'"ftrecipes\' {name} metric as a local evaluate module."\nfrom {module} import {cls}\n'
     if not script.exists() or script.read_text() != text:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder/f".{name}.{os.getpid()}.tmp"
