@@ -82,9 +82,11 @@ def model_card(results: dict) -> str:
               f"Hardware: {r.get('hardware', '')}. Training time: {r.get('training', {}).get('wall_time_s', '?')} s; "
               f"whole run: {r.get('wall_time_s', '?')} s.", "",
               "## Versions", "", _table(r.get("versions", {}), ("library", "version")), "",
-              "## How to use", "", "```python", "from transformers import pipeline",
-              f"clf = pipeline({r.get('pipeline_task', '')!r}, model=\"path/to/this/folder\")",
-              "clf(\"An example input.\")", "```", ""]
+              "## How to use", "", "```python", *([f"import {r['pipeline_import']}  # registers the pipeline below"]
+                                                  if r.get("pipeline_import") else []),
+              "from transformers import pipeline",
+              f"pipe = pipeline({r.get('pipeline_task', '')!r}, model=\"path/to/this/folder\")",
+              r.get("usage_call", "pipe(\"An example input.\")"), "```", ""]
     return "\n".join(parts)
 
 # %% ../nbs/05_saving.ipynb #2008f266

@@ -1,0 +1,98 @@
+"""Build the real-text evaluation sets of the quality tier from ../shared/data (nothing from there is copied
+into the project; the sets are written to a temporary folder at test time).
+
+- Question answering: hand-written questions over passages of *Botchan* (tests/data/botchan_qa.jsonl), the
+  contexts rebuilt from the public-domain text by line range. Passages are split whole between train,
+  validation and test; training adds the bundled sample (questions written for this project).
+- NER: World English Bible verses (public domain) tagged PER/LOC by exact matching of a hand-checked list
+  of unambiguous names (tests/data/bible_entities.json): "silver" labels, as good as the list. Whole books go
+  to one split, so the test books bring names and contexts the model has not seen together.
+"""
+import csv
+import json
+import random
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BOTCHAN_QA = HERE/"data"/"botchan_qa.jsonl"
+BIBLE_NAMES = HERE/"data"/"bible_entities.json"
+
+
+def botchan_context(lines: list, start: int, end: int) -> str:
+    "The context rule of tests/data/README.md: 1-based inclusive lines, blanks dropped, joined by spaces."
+    return " ".join(l.strip() for l in lines[start - 1:end] if l.strip())
+
+
+def botchan_squad(botchan_txt: Path) -> list:
+    "The Botchan questions as SQuAD rows (id, title, context, question, answers)."
+    lines = Path(botchan_txt).read_text(encoding="utf-8").splitlines()
+    rows = []
+    for line in BOTCHAN_QA.read_text().splitlines():
+        q = json.loads(line)
+        context = botchan_context(lines, q["start"], q["end"])
+        starts = [m.start() for m in re.finditer(re.escape(q["answer"]), context)]
+        start = starts[q.get("occurrence", 0)]
+        rows.append(dict(id=q["id"], title=f"Botchan {q['start']}-{q['end']}", context=context, question=q["question"],
+                         answers=dict(text=[q["answer"]], answer_start=[start])))
+    return rows
+
+
+def write_jsonl(path: Path, rows: list):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def build_qa_folder(botchan_txt: Path, sample_jsonl: Path, out: Path) -> dict:
+    "train.jsonl (bundled sample + half the Botchan passages), validation.jsonl and test.jsonl (other passages)."
+    rows = botchan_squad(botchan_txt)
+    passages = list(dict.fromkeys(r["title"] for r in rows))
+    test = set(passages[1::2])
+    validation = set(passages[0::2][::4])
+    split = {"train": [], "validation": [], "test": []}
+    for r in rows:
+        split["test" if r["title"] in test else "validation" if r["title"] in validation else "train"].append(r)
+    sample = [json.loads(l) for l in Path(sample_jsonl).read_text().splitlines()]
+    split["train"] = sample + split["train"]
+    out.mkdir(parents=True, exist_ok=True)
+    for name, part in split.items(): write_jsonl(out/f"{name}.jsonl", part)
+    return {k: len(v) for k, v in split.items()}
+
+
+WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]")
+
+
+def tag_verse(words: list, names: dict) -> list:
+    "IOB2 tags for `words`: longest exact match of a listed name wins."
+    by_len = sorted(((n.split(), t) for t, ns in names.items() for n in ns), key=lambda x: -len(x[0]))
+    tags, i = ["O"] * len(words), 0
+    while i < len(words):
+        for name, typ in by_len:
+            if words[i:i + len(name)] == name:
+                tags[i:i + len(name)] = [f"B-{typ}"] + [f"I-{typ}"] * (len(name) - 1)
+                i += len(name)
+                break
+        else: i += 1
+    return tags
+
+
+def build_ner_folder(bible_tsv: Path, out: Path, max_chars: int = 400, per_book: int = 40, seed: int = 0) -> dict:
+    "train/validation/test .jsonl of {tokens, ner_tags}: up to `per_book` verses with a name (+ a few without) per book."
+    names = json.loads(BIBLE_NAMES.read_text())
+    by_book = {}
+    with open(bible_tsv, encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if len(row["en"]) <= max_chars: by_book.setdefault(row["book"], []).append(row["en"])
+    rng = random.Random(seed)
+    books = list(by_book)
+    split_of = {b: ("test" if i % 4 == 1 else "validation" if i % 8 == 3 else "train") for i, b in enumerate(books)}
+    split = {"train": [], "validation": [], "test": []}
+    for book, verses in by_book.items():
+        tagged = [(w, tag_verse(w, names)) for w in (WORD.findall(v) for v in verses)]
+        with_names = [x for x in tagged if any(t != "O" for t in x[1])]
+        without = [x for x in tagged if all(t == "O" for t in x[1])]
+        rng.shuffle(with_names); rng.shuffle(without)
+        chosen = with_names[:per_book] + without[:per_book // 5]
+        split[split_of[book]] += [dict(tokens=w, ner_tags=t) for w, t in chosen]
+    out.mkdir(parents=True, exist_ok=True)
+    for name, part in split.items(): write_jsonl(out/f"{name}.jsonl", part)
+    return {k: len(v) for k, v in split.items()}
