@@ -89,7 +89,11 @@ def _default_corpus():
     texts = []
     for name in bundled_samples():
         ds = load_data(f"sample:{name}")["train"]
-        texts += [str(v) for c in ds.column_names if getattr(ds.features[c], "dtype", "") in ("string", "large_string") for v in ds[c]]
+        for c in ds.column_names:
+            feat = ds.features[c]
+            if getattr(feat, "dtype", "") in ("string", "large_string"): texts += [str(v) for v in ds[c]]
+            elif getattr(getattr(feat, "feature", None), "dtype", "") in ("string", "large_string"):
+                texts += [" ".join(map(str, v)) for v in ds[c]]  # pre-split words (NER tokens)
     return texts
 
 def tiny_cache_dir() -> Path:

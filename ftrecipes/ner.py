@@ -25,7 +25,7 @@ from .environment import describe_environment, seed_everything
 from .data import DataError, load_data, check_columns, make_splits
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
-from .metrics import load_metric, plot_confusion_matrix
+from .metrics import load_metric, trainer_compute_metrics, plot_confusion_matrix
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 
@@ -192,13 +192,8 @@ def _word_tags(logits, labels, label_names):
 
 def ner_compute_metrics(label_names: list):
     "A `compute_metrics` for the Trainer: entity precision/recall/F1 and word accuracy."
-    metric = load_metric("entities")
-    def compute_metrics(eval_pred):
-        logits, labels = eval_pred
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        preds, refs = _word_tags(logits, labels, label_names)
-        return {k: v for k, v in metric.compute(predictions=preds, references=refs).items() if k != "per_type"}
-    return compute_metrics
+    return trainer_compute_metrics("entities", lambda logits, labels: dict(
+        zip(("predictions", "references"), _word_tags(logits, labels, label_names))), leave_out=("per_type",))
 
 def evaluate_ner(trainer, tokenized_split, label_names: list) -> tuple:
     "Score `trainer.model` on a tokenized split: (metrics with per-type scores, predicted tags per word, gold tags per word)."

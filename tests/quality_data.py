@@ -5,8 +5,8 @@ into the project; the sets are written to a temporary folder at test time).
   contexts rebuilt from the public-domain text by line range. Passages are split whole between train,
   validation and test; training adds the bundled sample (questions written for this project).
 - NER: World English Bible verses (public domain) tagged PER/LOC by exact matching of a hand-checked list
-  of unambiguous names (tests/data/bible_entities.json): "silver" labels, as good as the list. Whole books go
-  to one split, so the test books bring names and contexts the model has not seen together.
+  of unambiguous names (tests/data/bible_entities.json): "silver" labels, as good as the list. A third of the
+  names appear only in the test verses, so the test scores names the model has never seen.
 """
 import csv
 import json
@@ -75,24 +75,41 @@ def tag_verse(words: list, names: dict) -> list:
     return tags
 
 
-def build_ner_folder(bible_tsv: Path, out: Path, max_chars: int = 400, per_book: int = 40, seed: int = 0) -> dict:
-    "train/validation/test .jsonl of {tokens, ner_tags}: up to `per_book` verses with a name (+ a few without) per book."
+def build_ner_folder(bible_tsv: Path, out: Path, max_chars: int = 400, sizes: dict = None, seed: int = 0) -> dict:
+    """train/validation/test .jsonl of {tokens, ner_tags}. The names are split in two: training and validation verses
+    mention only the first set, test verses only the second, so the test measures names never seen in training
+    (a model that memorised names scores nothing there; so does the lookup baseline)."""
+    sizes = sizes or dict(train=1500, validation=200, test=600)
     names = json.loads(BIBLE_NAMES.read_text())
-    by_book = {}
+    held_out = {t: set(sorted(ns)[1::3]) for t, ns in names.items()}
+    verses = []
     with open(bible_tsv, encoding="utf-8") as f:
         for row in csv.DictReader(f, delimiter="\t"):
-            if len(row["en"]) <= max_chars: by_book.setdefault(row["book"], []).append(row["en"])
+            if len(row["en"]) <= max_chars: verses.append(WORD.findall(row["en"]))
+    seen, unseen, plain = [], [], []
+    for words in verses:
+        tags = tag_verse(words, names)
+        found = [(t, " ".join(words[s:e + 1])) for t, s, e in _spans(tags)]
+        if not found: plain.append((words, tags))
+        elif all(n in held_out[t] for t, n in found): unseen.append((words, tags))
+        elif not any(n in held_out[t] for t, n in found): seen.append((words, tags))
     rng = random.Random(seed)
-    books = list(by_book)
-    split_of = {b: ("test" if i % 4 == 1 else "validation" if i % 8 == 3 else "train") for i, b in enumerate(books)}
-    split = {"train": [], "validation": [], "test": []}
-    for book, verses in by_book.items():
-        tagged = [(w, tag_verse(w, names)) for w in (WORD.findall(v) for v in verses)]
-        with_names = [x for x in tagged if any(t != "O" for t in x[1])]
-        without = [x for x in tagged if all(t == "O" for t in x[1])]
-        rng.shuffle(with_names); rng.shuffle(without)
-        chosen = with_names[:per_book] + without[:per_book // 5]
-        split[split_of[book]] += [dict(tokens=w, ner_tags=t) for w, t in chosen]
+    for part in (seen, unseen, plain): rng.shuffle(part)
+    n_tr, n_va, n_te = sizes["train"], sizes["validation"], sizes["test"]
+    split = {"train": seen[:n_tr] + plain[:n_tr // 5],
+             "validation": seen[n_tr:n_tr + n_va] + plain[n_tr // 5:n_tr // 5 + n_va // 5],
+             "test": unseen[:n_te] + plain[-(n_te // 5):]}
     out.mkdir(parents=True, exist_ok=True)
-    for name, part in split.items(): write_jsonl(out/f"{name}.jsonl", part)
+    for name, part in split.items():
+        rng.shuffle(part)
+        write_jsonl(out/f"{name}.jsonl", [dict(tokens=w, ner_tags=t) for w, t in part])
     return {k: len(v) for k, v in split.items()}
+
+
+def _spans(tags):
+    "(type, first, last) of IOB2 tags."
+    spans = []
+    for i, t in enumerate(tags):
+        if t.startswith("B-"): spans.append([t[2:], i, i])
+        elif t.startswith("I-"): spans[-1][2] = i
+    return spans

@@ -82,3 +82,23 @@ def test_bad_input_stops_before_training_with_one_clear_line(ftrecipes_cmd, tmp_
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert len(lines) == 1 and expected in lines[0], f"{name}: expected one line with {expected!r}, got:\n{proc.stderr}"
         assert not (out/"checkpoints").exists() and not (out/"results.json").exists(), f"{name}: training started"
+
+
+def test_token_level_bad_input_names_the_example_before_training(ftrecipes_cmd, tmp_path):
+    "A wrong answer_start names the question's id; a tag outside the label set names the sentence and word."
+    qa = tmp_path/"qa.jsonl"
+    rows = [dict(id=f"q{i}", question="Who met Bob?", context="Ann met Bob in Paris.",
+                 answers=dict(text=["Ann"], answer_start=[0])) for i in range(20)]
+    rows[13]["answers"]["answer_start"] = [4]
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ner = tmp_path/"ner.conll"
+    ner.write_text("Ann B-PER\nmet O\nBob B-PER\n\n" * 10 + "Paris B-CITY\n\n")
+    cases = [("question_answering", qa, "example id 'q13': answer_start 4 does not point at the answer 'Ann'"),
+             ("ner", ner, "row 11, word 1 ('Paris'): tag 'B-CITY' is not one of"),]
+    for task, data, expected in cases:
+        out = tmp_path/f"out-{task}"
+        proc = _ftr(ftrecipes_cmd, "run", task, "-p", "preset=smoke", "-p", f"data={data}", "-p",
+                    "label_names=['O', 'B-PER', 'I-PER']" if task == "ner" else "seed=1", "-o", str(out), "-q")
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        assert proc.returncode == 1 and len(lines) == 1 and expected in lines[0], f"{task}: {proc.stderr[-2000:]}"
+        assert not (out/"checkpoints").exists(), f"{task}: training started"

@@ -5,6 +5,7 @@ from ftrecipes.recipes import parse_param, check_params, resolve_preset, recipe_
 from ftrecipes.environment import hub_reachable, pick_precision
 from ftrecipes.sentiment import PUBLISHED
 import ast
+import importlib
 
 
 def test_parse_param_reads_literals_and_strings():
@@ -16,10 +17,12 @@ def test_parse_param_reads_literals_and_strings():
     with pytest.raises(ValueError, match="key=value"): parse_param("epochs")
 
 
-def test_published_matches_the_parameters_cell():
-    "PUBLISHED in the sentiment module is the notebook's parameters cell; the two must not drift."
-    cell = {k: ast.literal_eval(v["default"]) for k, v in recipe_parameters("sentiment").items() if k != "preset"}
-    assert cell == PUBLISHED
+@pytest.mark.parametrize("task", ["sentiment", "question_answering", "ner"])
+def test_published_matches_the_parameters_cell(task):
+    "PUBLISHED in each recipe module is the notebook's parameters cell; the two must not drift."
+    published = importlib.import_module(f"ftrecipes.{task}").PUBLISHED
+    cell = {k: ast.literal_eval(v["default"]) for k, v in recipe_parameters(task).items() if k != "preset"}
+    assert cell == published
 
 
 def test_check_params_rejects_wrong_types_and_names():

@@ -1,0 +1,99 @@
+"""Unit tests of the NER pieces: label alignment by name, entity extraction, metrics, input checks, CoNLL files."""
+import importlib.util
+
+import pytest
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+from ftrecipes.data import DataError, load_data
+from ftrecipes.metrics import load_metric
+from ftrecipes.models import build_tiny_model
+from ftrecipes.ner import align_labels_with_tokens, encode_tags, entity_spans, lookup_baseline, order_tag_names
+from transformers import AutoTokenizer
+
+# B- and I- ids deliberately not adjacent: alignment must look tags up by name, not by id + 1
+NAMES = ["O", "B-PER", "B-LOC", "I-PER", "I-LOC", "B-MISC"]
+
+
+def test_a_word_split_into_three_subwords_labels_its_first_piece_only():
+    tok = AutoTokenizer.from_pretrained(build_tiny_model("bert"))
+    words = ["Thorvaldsdottir", "visited", "Oslo"]
+    enc = tok(words, is_split_into_words=True)
+    wids = enc.word_ids()
+    pieces = [i for i, w in enumerate(wids) if w == 0]
+    assert len(pieces) >= 3, tok.convert_ids_to_tokens(enc["input_ids"])
+    labels = align_labels_with_tokens(wids, [1, 0, 2], NAMES)
+    assert labels[pieces[0]] == 1 and all(labels[i] == -100 for i in pieces[1:])
+    assert labels[0] == labels[-1] == -100, "special tokens are ignored"
+    assert [l for l in labels if l != -100] == [1, 0, 2], "one label per word"
+
+
+def test_continuation_subwords_turn_b_into_i_by_name():
+    wids = [None, 0, 0, 0, 1, 1, 2, None]
+    labels = align_labels_with_tokens(wids, [1, 4, 5], NAMES, label_all_subwords=True)
+    assert labels == [-100, 1, 3, 3, 4, 4, 5, -100]
+    assert labels[1:4] == [NAMES.index("B-PER"), NAMES.index("I-PER"), NAMES.index("I-PER")]
+    # B-MISC has no I-MISC in this tag set: its continuations are ignored rather than mislabelled
+    assert align_labels_with_tokens([0, 0], [5], NAMES, label_all_subwords=True) == [5, -100]
+
+
+@pytest.mark.parametrize("tags,spans", [
+    (["B-PER", "I-PER", "O", "B-LOC", "I-LOC"], [("PER", 0, 1), ("LOC", 3, 4)]),
+    (["B-PER", "B-PER"], [("PER", 0, 0), ("PER", 1, 1)]),
+    (["I-PER", "I-PER", "O"], [("PER", 0, 1)]),                 # IOB1: an entity may start with I-
+    (["B-PER", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 1)]),       # a type switch ends one entity, starts another
+    (["O", "O"], []),
+    (["S-PER", "B-LOC", "E-LOC"], [("PER", 0, 0), ("LOC", 1, 2)]),  # IOBES
+])
+def test_entity_spans_follow_conlleval(tags, spans):
+    assert entity_spans(tags) == spans
+
+
+def test_entity_metrics_match_seqeval_where_installed():
+    preds = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "O"], ["O", "B-MISC", "I-PER"]]
+    refs = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "I-ORG", "O"], ["O", "B-MISC", "I-MISC"]]
+    res = load_metric("entities").compute(predictions=preds, references=refs)
+    # by hand: 5 predicted entities, 4 gold, 2 correct (PER, the second ORG)
+    assert res["precision"] == pytest.approx(2 / 5) and res["recall"] == pytest.approx(2 / 4)
+    assert res["accuracy"] == pytest.approx(8 / 10)
+    if importlib.util.find_spec("seqeval") is None: return
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    assert res["f1"] == pytest.approx(f1_score(refs, preds)) and res["precision"] == pytest.approx(precision_score(refs, preds))
+    assert res["recall"] == pytest.approx(recall_score(refs, preds))
+
+
+def _dsd(tokens, tags, features=None):
+    return DatasetDict(train=Dataset.from_dict(dict(tokens=tokens, ner_tags=tags), features=features))
+
+
+def test_tags_outside_the_label_set_name_the_row_and_word():
+    dsd = _dsd([["Ann", "met", "Bob"], ["Paris"]], [["B-PER", "O", "B-PER"], ["B-CITY"]])
+    with pytest.raises(DataError, match=r"row 2, word 1 \('Paris'\): tag 'B-CITY' is not one of"):
+        encode_tags(dsd, label_names=["O", "B-PER", "I-PER"], source="x.jsonl")
+
+
+def test_tokens_and_tags_of_different_lengths_name_the_row():
+    dsd = _dsd([["Ann", "met", "Bob"], ["Ann", "met"]], [["B-PER", "O", "B-PER"], ["B-PER"]])
+    with pytest.raises(DataError, match=r"x.jsonl, split 'train', row 2: 2 words but 1 tags"):
+        encode_tags(dsd, source="x.jsonl")
+
+
+def test_ids_with_names_strings_and_bare_ids():
+    feats = Features(dict(tokens=Sequence(Value("string")), ner_tags=Sequence(ClassLabel(names=["O", "B-PER", "I-PER"]))))
+    out, names = encode_tags(_dsd([["Ann", "Lee"]], [[1, 2]], feats))
+    assert names == ["O", "B-PER", "I-PER"] and out["train"][0]["tags"] == [1, 2]
+    out, names = encode_tags(_dsd([["Ann", "in", "Rome"]], [["B-PER", "O", "B-LOC"]]))
+    assert names == ["O", "B-LOC", "B-PER"] and out["train"][0]["tags"] == [2, 0, 1]
+    with pytest.raises(DataError, match="numbers without names"): encode_tags(_dsd([["Ann"]], [[1]]))
+    assert order_tag_names({"I-PER", "O", "B-PER", "B-LOC"}) == ["O", "B-LOC", "B-PER", "I-PER"]
+
+
+def test_bundled_conll_sample_loads_and_checks():
+    dsd = load_data("sample:ner")
+    out, names = encode_tags(dsd, source="sample:ner")
+    assert len(out["train"]) >= 300 and names[0] == "O" and {"B-PER", "I-ORG", "B-MISC"} <= set(names)
+
+
+def test_lookup_baseline_repairs_continuations():
+    names = ["O", "B-PER", "I-PER"]
+    preds = lookup_baseline([["Ann", "Lee", "met"]], [[1, 2, 0]], [["Lee", "met", "Ann"]], names)
+    assert preds == [["B-PER", "O", "B-PER"]]

@@ -1,0 +1,136 @@
+"""Unit tests of the question-answering pieces: windows over long contexts, labels, post-processing, metrics, checks."""
+import numpy as np
+import pytest
+from datasets import Dataset, DatasetDict
+
+from ftrecipes.data import DataError, load_data
+from ftrecipes.models import build_tiny_model
+from ftrecipes.question_answering import (prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
+                                          squad_scores, normalize_answer)
+from transformers import AutoTokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(build_tiny_model("bert"))
+
+
+def _batch(context, question, answer, start=None):
+    start = context.index(answer) if start is None and answer else start
+    answers = dict(text=[answer], answer_start=[start]) if answer else dict(text=[], answer_start=[])
+    return dict(id=["q"], question=[question], context=[context], answers=[answers])
+
+
+def _labelled_span(tokenizer, feats, i):
+    return tokenizer.decode(feats["input_ids"][i][feats["start_positions"][i]:feats["end_positions"][i] + 1])
+
+
+def _logits_for(feats, i, n):
+    "Logits that point at the labelled span of feature i and at [CLS] (weakly) elsewhere."
+    start, end = np.full((n, 200), -10.0), np.full((n, 200), -10.0)
+    for k in range(n): start[k, 0] = end[k, 0] = 0.0
+    start[i, feats["start_positions"][i]] = end[i, feats["end_positions"][i]] = 10.0
+    return start, end
+
+
+def test_long_context_answer_in_second_window(tokenizer):
+    filler = " ".join(f"Sentence number {i} talks about nothing much." for i in range(12))
+    context = filler + " The treasure was buried under the old oak tree by Captain Morgan."
+    batch = _batch(context, "Who buried the treasure?", "Captain Morgan")
+    feats = prepare_qa_features(batch, tokenizer, max_length=64, doc_stride=16)
+    n = len(feats["input_ids"])
+    assert n >= 2, "the context should need several windows"
+    holding = [i for i in range(n) if feats["start_positions"][i] != 0]
+    assert holding and holding[0] >= 1, "the answer is only in a later window"
+    assert all(feats["start_positions"][i] == feats["end_positions"][i] == 0 for i in range(n) if i not in holding)
+    i = holding[0]
+    assert _labelled_span(tokenizer, feats, i) == "Captain Morgan"
+    start, end = _logits_for(feats, i, n)
+    pred = postprocess_qa_predictions([dict(id="q", context=context)], feats, start, end)[0]
+    assert pred["prediction_text"] == "Captain Morgan"
+    assert context[pred["answer_start"]:].startswith("Captain Morgan")
+
+
+def test_answer_at_the_very_end_of_the_context(tokenizer):
+    context = "The museum opened in 1961 and its first curator was Eleanor Vance"
+    batch = _batch(context, "Who was the first curator?", "Eleanor Vance")
+    feats = prepare_qa_features(batch, tokenizer, max_length=64, doc_stride=16)
+    assert len(feats["input_ids"]) == 1
+    assert _labelled_span(tokenizer, feats, 0) == "Eleanor Vance"
+    start, end = _logits_for(feats, 0, 1)
+    assert postprocess_qa_predictions([dict(id="q", context=context)], feats, start, end)[0]["prediction_text"] == "Eleanor Vance"
+
+
+def test_answer_cut_by_a_window_boundary_is_labelled_cls_in_that_window(tokenizer):
+    context = " ".join(f"word{i}" for i in range(60))
+    answer = "word30 word31 word32"
+    feats = prepare_qa_features(_batch(context, "Which words?", answer), tokenizer, max_length=48, doc_stride=20)
+    for i in range(len(feats["input_ids"])):
+        offs = [o for o in feats["offset_mapping"][i] if o is not None]
+        whole = offs[0][0] <= context.index(answer) and offs[-1][1] >= context.index(answer) + len(answer)
+        assert (feats["start_positions"][i] != 0) == whole
+
+
+def test_unanswerable_questions_and_the_null_threshold(tokenizer):
+    context = "The ferry leaves the harbour at noon every day."
+    feats = prepare_qa_features(_batch(context, "How much is a ticket?", ""), tokenizer, max_length=64, doc_stride=16)
+    assert feats["start_positions"] == [0] and feats["end_positions"] == [0], "no answer is labelled at [CLS]"
+    n = len(feats["input_ids"][0])
+    start, end = np.full((1, n), -5.0), np.full((1, n), -5.0)
+    ctx = [k for k, o in enumerate(feats["offset_mapping"][0]) if o is not None]
+    start[0, ctx[0]], end[0, ctx[1]] = 2.0, 2.0      # best span scores 4
+    start[0, 0], end[0, 0] = 3.0, 3.0                # no-answer scores 6
+    ex = [dict(id="q", context=context)]
+    assert postprocess_qa_predictions(ex, feats, start, end, null_threshold=0.0)[0]["prediction_text"] == ""
+    assert postprocess_qa_predictions(ex, feats, start, end, null_threshold=3.0)[0]["prediction_text"] != ""
+    assert postprocess_qa_predictions(ex, feats, start, end, null_threshold=None)[0]["prediction_text"] != "", \
+        "SQuAD v1 mode always answers"
+
+
+def test_n_best_and_max_answer_length_limit_the_spans():
+    context = "alpha beta gamma delta"
+    feats = dict(example_id=["q"], offset_mapping=[[None, (0, 5), (6, 10), (11, 16), (17, 22), None]])
+    start = np.array([[0, 9, 0, 0, 0, 0.]]); end = np.array([[0, 0, 0, 0, 9, 0.]])
+    ex = [dict(id="q", context=context)]
+    assert postprocess_qa_predictions(ex, feats, start, end)[0]["prediction_text"] == context
+    short = postprocess_qa_predictions(ex, feats, start, end, max_answer_length=2)[0]["prediction_text"]
+    assert len(short.split()) <= 2
+
+
+def test_squad_normalisation_and_scores():
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert squad_scores("eiffel tower", ["The Eiffel Tower"]) == (1.0, 1.0)
+    em, f1 = squad_scores("the tall Eiffel Tower", ["Eiffel Tower", "Paris"])
+    assert em == 0.0 and f1 == pytest.approx(0.8)
+    assert squad_scores("", []) == (1.0, 1.0) and squad_scores("Paris", []) == (0.0, 0.0)
+
+
+def _dsd(**cols):
+    return DatasetDict(train=Dataset.from_dict(cols))
+
+
+def test_wrong_answer_start_names_the_example_and_the_right_offset():
+    dsd = _dsd(id=["a1", "a2"], question=["Who?", "Where?"], context=["Ann met Bob.", "In Paris, Ann met Bob."],
+               answers=[dict(text=["Bob"], answer_start=[8]), dict(text=["Paris"], answer_start=[0])])
+    with pytest.raises(DataError, match=r"example id 'a2'.*answer_start 0 does not point at the answer 'Paris'.*occurs at \[3\]"):
+        prepare_qa_examples(dsd, source="data.jsonl")
+
+
+def test_plain_answer_text_is_located_and_empty_means_unanswerable():
+    dsd = _dsd(question=["Who?", "Why?"], context=["Ann met Bob.", "Ann met Bob."], answers=["Bob", ""])
+    out, unanswerable = prepare_qa_examples(dsd)
+    assert unanswerable
+    assert out["train"][0]["answers"] == dict(text=["Bob"], answer_start=[8])
+    assert out["train"][0]["id"] == "train-1"
+    with pytest.raises(DataError, match="does not occur in its context"):
+        prepare_qa_examples(_dsd(question=["Who?"], context=["Ann met Bob."], answers=["Carl"]))
+
+
+def test_duplicate_ids_are_refused():
+    dsd = _dsd(id=["x", "x"], question=["Q?", "R?"], context=["Ann.", "Bob."], answers=["Ann", "Bob"])
+    with pytest.raises(DataError, match="appears 2 times"): prepare_qa_examples(dsd)
+
+
+def test_bundled_sample_is_valid_squad_with_unanswerable_questions():
+    out, unanswerable = prepare_qa_examples(load_data("sample:qa"), source="sample:qa")
+    assert len(out["train"]) >= 200 and unanswerable
