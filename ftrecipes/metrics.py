@@ -58,7 +58,8 @@ class ClassificationMetrics(evaluate.Metric):
 
 # %% ../nbs/04_metrics.ipynb #3793d6fb
 METRICS = {"accuracy": "ftrecipes.metrics:Accuracy", "classification": "ftrecipes.metrics:ClassificationMetrics",
-           "squad": "ftrecipes.question_answering:SquadMetrics", "entities": "ftrecipes.ner:EntityMetrics"}
+           "squad": "ftrecipes.question_answering:SquadMetrics", "entities": "ftrecipes.ner:EntityMetrics",
+           "rouge": "ftrecipes.seq2seq:RougeMetrics", "sacrebleu": "ftrecipes.seq2seq:SacreBleuMetrics"}
 
 def metric_module_path(name: str) -> Path:
     "The folder of the local evaluate module for metric `name` (written on first use)."

@@ -6,8 +6,9 @@ Docs: https://ftrecipes.github.io/ftrecipes/models.html.md"""
 
 # %% auto #0
 __all__ = ['OFFLINE_WEIGHTS', 'TINY_ARCHS', 'ModelError', 'offline_weights_path', 'best_offline_text_encoder',
-           'train_wordpiece_tokenizer', 'tiny_cache_dir', 'build_tiny_model', 'resolve_model', 'load_model',
-           'load_for_task', 'count_parameters', 'estimate_training_memory', 'describe_model']
+           'train_wordpiece_tokenizer', 'train_seq2seq_tokenizer', 'tiny_cache_dir', 'build_tiny_model',
+           'resolve_model', 'load_model', 'load_for_task', 'count_parameters', 'estimate_training_memory',
+           'describe_model']
 
 # %% ../nbs/02_models.ipynb #19d704bc
 import hashlib
@@ -19,7 +20,7 @@ from pathlib import Path
 
 # %% ../nbs/02_models.ipynb #0a035e7e
 import torch
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 from .data import load_data, bundled_samples
 from .environment import offline_mode, cache_dir
 
@@ -55,14 +56,30 @@ def best_offline_text_encoder(hub: bool = False) -> str:
 TINY_ARCHS = {
     "bert": dict(config="BertConfig", tokenizer="BertTokenizerFast", lowercase=False),
     "distilbert": dict(config="DistilBertConfig", tokenizer="DistilBertTokenizerFast", lowercase=True),
+    # sequence-to-sequence families, each with its real family's kind of tokenizer
+    "t5": dict(config="T5Config", tokenizer="unigram", seq2seq=True),         # SentencePiece-style Unigram
+    "bart": dict(config="BartConfig", tokenizer="byte-bpe", seq2seq=True),    # GPT-2 style byte-level BPE
+    "marian": dict(config="MarianConfig", tokenizer="sentencepiece", seq2seq=True),  # sentencepiece .spm files
 }
 
-def _tiny_config(arch, vocab_size, hidden, layers, heads, max_len):
+def _tiny_config(arch, tok, hidden, layers, heads, max_len):
     import transformers
     cls = getattr(transformers, TINY_ARCHS[arch]["config"])
+    vocab_size = len(tok)
     if arch == "distilbert":
         return cls(vocab_size=vocab_size, dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=hidden * 4,
                    max_position_embeddings=max_len)
+    if arch == "t5":
+        return cls(vocab_size=vocab_size, d_model=hidden, d_ff=hidden * 2, d_kv=hidden // heads, num_layers=layers,
+                   num_decoder_layers=layers, num_heads=heads, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                   decoder_start_token_id=tok.pad_token_id)
+    if arch in ("bart", "marian"):
+        start = tok.eos_token_id if arch == "bart" else tok.pad_token_id
+        return cls(vocab_size=vocab_size, d_model=hidden, encoder_layers=layers, decoder_layers=layers,
+                   encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=hidden * 2,
+                   decoder_ffn_dim=hidden * 2, max_position_embeddings=max_len, pad_token_id=tok.pad_token_id,
+                   eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id if arch == "bart" else None,
+                   decoder_start_token_id=start, forced_eos_token_id=tok.eos_token_id)
     return cls(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                intermediate_size=hidden * 4, max_position_embeddings=max_len)
 
@@ -84,7 +101,43 @@ def train_wordpiece_tokenizer(texts, vocab_size: int = 2000, lowercase: bool = F
                                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
                                                   do_lower_case=lowercase)
 
-# %% ../nbs/02_models.ipynb #37d3708e
+# %% ../nbs/02_models.ipynb #474197c4
+def train_seq2seq_tokenizer(arch: str, texts, vocab_size: int = 2000):
+    "A tokenizer of the real kind for the seq2seq family `arch` ('t5', 'bart' or 'marian'), trained on `texts`."
+    import transformers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers, decoders
+    texts = [t for t in texts if t.strip()]
+    if arch == "t5":
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer, tok.pre_tokenizer, tok.decoder = normalizers.NFKC(), pre_tokenizers.Metaspace(), decoders.Metaspace()
+        tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=vocab_size, unk_token="<unk>",
+                                                               special_tokens=["<pad>", "</s>", "<unk>"]))
+        vocab = [tuple(v) for v in json.loads(tok.to_str())["model"]["vocab"]]
+        return transformers.T5Tokenizer(vocab=vocab, extra_ids=0)
+    if arch == "bart":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        model = json.loads(tok.to_str())["model"]
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        return transformers.BartTokenizer(vocab=model["vocab"], merges=merges)
+    if arch == "marian":
+        import sentencepiece as spm, tempfile
+        folder = Path(tempfile.mkdtemp(prefix="ftrecipes-spm-"))
+        (folder/"corpus.txt").write_text("\n".join(texts))
+        spm.SentencePieceTrainer.train(input=str(folder/"corpus.txt"), model_prefix=str(folder/"spm"), vocab_size=vocab_size,
+                                       model_type="unigram", bos_id=-1, eos_id=0, unk_id=1, pad_id=-1,
+                                       hard_vocab_limit=False, minloglevel=2)
+        sp = spm.SentencePieceProcessor(model_file=str(folder/"spm.model"))
+        vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+        vocab["<pad>"] = len(vocab)
+        (folder/"vocab.json").write_text(json.dumps(vocab))
+        return transformers.MarianTokenizer(source_spm=str(folder/"spm.model"), target_spm=str(folder/"spm.model"),
+                                            vocab=str(folder/"vocab.json"))
+    raise ModelError(f"No seq2seq tokenizer for {arch!r}.")
+
+# %% ../nbs/02_models.ipynb #4d974f22
 def _default_corpus():
     texts = []
     for name in bundled_samples():
@@ -109,12 +162,13 @@ def build_tiny_model(arch: str = "bert",  # one of TINY_ARCHS
     texts = list(texts) if texts is not None else _default_corpus()
     key = hashlib.sha1(json.dumps([arch, vocab_size, hidden, layers, heads, max_len, seed, texts]).encode()).hexdigest()[:12]
     out = Path(out_dir) if out_dir else tiny_cache_dir()/f"{arch}-{key}"
-    if (out/"config.json").exists() and (out/"tokenizer.json").exists(): return out
+    if (out/"config.json").exists() and (out/"tokenizer_config.json").exists(): return out
     spec = TINY_ARCHS[arch]
-    tok = train_wordpiece_tokenizer(texts, vocab_size, spec["lowercase"], spec["tokenizer"])
-    cfg = _tiny_config(arch, len(tok), hidden, layers, heads, max_len)
+    tok = (train_seq2seq_tokenizer(arch, texts, vocab_size) if spec.get("seq2seq")
+           else train_wordpiece_tokenizer(texts, vocab_size, spec["lowercase"], spec["tokenizer"]))
+    cfg = _tiny_config(arch, tok, hidden, layers, heads, max_len)
     torch.manual_seed(seed)
-    model = AutoModel.from_config(cfg)
+    model = (AutoModelForSeq2SeqLM if spec.get("seq2seq") else AutoModel).from_config(cfg)
     # write to a private folder, then rename: a half-written model is never picked up, and two
     # processes building the same model at once both end with a complete folder
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
@@ -123,7 +177,7 @@ def build_tiny_model(arch: str = "bert",  # one of TINY_ARCHS
     except OSError: shutil.rmtree(tmp, ignore_errors=True)
     return out
 
-# %% ../nbs/02_models.ipynb #798ac3d2
+# %% ../nbs/02_models.ipynb #c1eaae18
 def resolve_model(name: str, need_tokenizer: bool = True) -> str:
     "A folder or Hub id for `name` ('tiny:ARCH', 'offline:PACKAGE', a local folder or a Hub id)."
     name = str(name)
@@ -152,7 +206,7 @@ def resolve_model(name: str, need_tokenizer: bool = True) -> str:
                          f"or 'tiny:bert' for a smoke run.")
     return name
 
-# %% ../nbs/02_models.ipynb #8d42552a
+# %% ../nbs/02_models.ipynb #24417f44
 def load_model(name: str, auto_class, **kwargs):
     "The model `name` with the head of `auto_class` (e.g. AutoModelForSequenceClassification)."
     path = resolve_model(name, need_tokenizer=False)
@@ -166,7 +220,7 @@ def load_for_task(name: str, auto_class, **kwargs):
     "Return (model, tokenizer) for `name`, with the head of `auto_class`."
     return load_model(name, auto_class, **kwargs), AutoTokenizer.from_pretrained(resolve_model(name))
 
-# %% ../nbs/02_models.ipynb #baf1ef62
+# %% ../nbs/02_models.ipynb #68decdf2
 def count_parameters(model) -> tuple:
     "(total, trainable) parameter counts."
     total = sum(p.numel() for p in model.parameters())

@@ -29,7 +29,7 @@ from .data import DataError, load_data, check_columns, make_splits
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
 from .metrics import load_metric
-from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
+from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, register_task_pipeline
 from .recipes import resolve_preset
 
 # %% ../nbs/11_question_answering.ipynb #733bbc36
@@ -296,14 +296,7 @@ class ExtractiveQAPipeline(Pipeline):
 
 def register_qa_pipeline(force: bool = False) -> bool:
     "Register `ExtractiveQAPipeline` as 'question-answering' when transformers has none (or `force`)."
-    import transformers.pipelines as tp
-    if "question-answering" in tp.PIPELINE_REGISTRY.get_supported_tasks() and not force: return False
-    # transformers >= 5.3 keeps the removed name in REMOVED_TASKS and refuses it before looking at the registry
-    getattr(tp, "REMOVED_TASKS", {}).pop("question-answering", None)
-    PIPELINE_REGISTRY = tp.PIPELINE_REGISTRY
-    PIPELINE_REGISTRY.register_pipeline("question-answering", pipeline_class=ExtractiveQAPipeline,
-                                        pt_model=AutoModelForQuestionAnswering, type="text")
-    return True
+    return register_task_pipeline("question-answering", ExtractiveQAPipeline, AutoModelForQuestionAnswering, force)
 
 # %% ../nbs/11_question_answering.ipynb #8965915d
 register_qa_pipeline();

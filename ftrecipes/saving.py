@@ -6,7 +6,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/saving.html.md"""
 
 # %% auto #0
 __all__ = ['RUN_MARKERS', 'TRACKED_LIBRARIES', 'holds_run', 'fresh_output_dir', 'library_versions', 'model_card', 'save_run',
-           'write_results', 'reload_and_predict']
+           'write_results', 'reload_and_predict', 'register_task_pipeline']
 
 # %% ../nbs/05_saving.ipynb #0cea24bb
 import json
@@ -127,3 +127,13 @@ def reload_and_predict(model_dir, task: str, inputs, **pipeline_kwargs):
     from transformers import pipeline
     pipe = pipeline(task, model=str(model_dir), **pipeline_kwargs)
     return pipe(inputs)
+
+# %% ../nbs/05_saving.ipynb #548183d4
+def register_task_pipeline(task: str, pipeline_class, pt_model, force: bool = False) -> bool:
+    "Register `pipeline_class` as `pipeline(task)` when transformers has no such task (or `force`); True if registered."
+    import transformers.pipelines as tp
+    if task in tp.PIPELINE_REGISTRY.get_supported_tasks() and not force: return False
+    # transformers >= 5.3 lists removed names in REMOVED_TASKS and refuses them before looking at the registry
+    getattr(tp, "REMOVED_TASKS", {}).pop(task, None)
+    tp.PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=pt_model, type="text")
+    return True

@@ -62,7 +62,7 @@ class TrainConfig:
 
 # %% ../nbs/03_training.ipynb #9aa5aa72
 def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32", device: str = "cpu",
-                       steps_per_epoch: int = None, **overrides) -> TrainingArguments:
+                       steps_per_epoch: int = None, args_class=TrainingArguments, **overrides) -> TrainingArguments:
     "`TrainingArguments` for `cfg` on `device` with `precision`; `overrides` go straight to TrainingArguments."
     logging_steps = max(1, (steps_per_epoch or 100) // 10)
     metric = cfg.metric_for_best
@@ -95,7 +95,7 @@ def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32
         save_only_model=False,
     )
     kw.update(overrides)
-    return TrainingArguments(**kw)
+    return args_class(**kw)
 
 # %% ../nbs/03_training.ipynb #7e39df63
 class OrderedEvalTrainer(Trainer):
@@ -108,10 +108,10 @@ class OrderedEvalTrainer(Trainer):
 # %% ../nbs/03_training.ipynb #83704e5c
 def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_dataset, processing_class=None,
                  data_collator=None, compute_metrics=None, precision: str = "fp32", device: str = "cpu",
-                 trainer_class=OrderedEvalTrainer, **overrides) -> Trainer:
+                 trainer_class=OrderedEvalTrainer, args_class=TrainingArguments, **overrides) -> Trainer:
     "A `Trainer` for `cfg` that evaluates every epoch and keeps the best one."
     steps = math.ceil(len(train_dataset) / (cfg.batch_size * cfg.grad_accum))
-    args = training_arguments(cfg, output_dir, precision, device, steps_per_epoch=steps, **overrides)
+    args = training_arguments(cfg, output_dir, precision, device, steps_per_epoch=steps, args_class=args_class, **overrides)
     callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     return trainer_class(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=processing_class, data_collator=data_collator,

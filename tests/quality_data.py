@@ -113,3 +113,36 @@ def _spans(tags):
         if t.startswith("B-"): spans.append([t[2:], i, i])
         elif t.startswith("I-"): spans[-1][2] = i
     return spans
+
+
+def build_translation_folder(bible_tsv: Path, out: Path, max_words: int = 24, sizes: dict = None, seed: int = 0) -> dict:
+    "train/validation/test .tsv with columns en, es: World English Bible / Reina-Valera 1909 verses of at most `max_words`."
+    sizes = sizes or dict(train=8000, validation=200, test=300)
+    with open(bible_tsv, encoding="utf-8") as f:
+        rows = [(r["en"], r["es"]) for r in csv.DictReader(f, delimiter="\t")
+                if 0 < len(r["en"].split()) <= max_words and r["es"].strip()]
+    random.Random(seed).shuffle(rows)
+    n_tr, n_va, n_te = sizes["train"], sizes["validation"], sizes["test"]
+    split = {"train": rows[:n_tr], "validation": rows[n_tr:n_tr + n_va], "test": rows[n_tr + n_va:n_tr + n_va + n_te]}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, part in split.items():
+        with open(out/f"{name}.tsv", "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
+            w.writerow(["en", "es"]); w.writerows(part)
+    return {k: len(v) for k, v in split.items()}
+
+
+BOTCHAN_SUMMARIES = HERE/"data"/"botchan_summaries.jsonl"
+
+
+def build_summarization_folder(botchan_txt: Path, out: Path) -> dict:
+    "train/validation/test .jsonl of {document, summary}: Botchan passages (rebuilt by line range) and hand-written summaries."
+    lines = Path(botchan_txt).read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(l) for l in BOTCHAN_SUMMARIES.read_text().splitlines()]
+    split = {"train": [], "validation": [], "test": []}
+    for i, r in enumerate(rows):
+        name = "test" if i % 5 == 2 else "validation" if i % 10 == 5 else "train"
+        split[name].append(dict(id=r["id"], document=botchan_context(lines, r["start"], r["end"]), summary=r["summary"]))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, part in split.items(): write_jsonl(out/f"{name}.jsonl", part)
+    return {k: len(v) for k, v in split.items()}

@@ -102,3 +102,25 @@ def test_token_level_bad_input_names_the_example_before_training(ftrecipes_cmd, 
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert proc.returncode == 1 and len(lines) == 1 and expected in lines[0], f"{task}: {proc.stderr[-2000:]}"
         assert not (out/"checkpoints").exists(), f"{task}: training started"
+
+
+def test_seq2seq_bad_input_names_the_row_before_training(ftrecipes_cmd, tmp_path):
+    "An empty target, a missing language key, a missing language column: one line each, before training."
+    empty = tmp_path/"empty.tsv"
+    empty.write_text("en\tes\n" + "Good morning.\tBuenos días.\n" * 12 + "Thank you.\t \n")
+    no_key = tmp_path/"no_key.jsonl"
+    no_key.write_text("".join(json.dumps({"translation": {"en": "Hello.", "es": "Hola."}}) + "\n" for _ in range(12))
+                      + json.dumps({"translation": {"en": "Bye.", "fr": "Au revoir."}}) + "\n")
+    no_summary = tmp_path/"docs.jsonl"
+    no_summary.write_text("".join(json.dumps({"document": "A long text. It goes on.", "summary": "Short."}) + "\n" for _ in range(12))
+                          + json.dumps({"document": "Another text.", "summary": ""}) + "\n")
+    cases = [("translation", empty, [], "row 13: the 'es' text is empty"),
+             ("translation", no_key, [], "row 13: no 'es' text in 'translation' (keys: ['en', 'fr'])"),
+             ("translation", empty, ["-p", "target_lang=de"], "no column 'translation' of language pairs and no column 'de'"),
+             ("summarization", no_summary, [], "row 13: the 'summary' text is empty")]
+    for i, (task, data, extra, expected) in enumerate(cases):
+        out = tmp_path/f"out{i}"
+        proc = _ftr(ftrecipes_cmd, "run", task, "-p", "preset=smoke", "-p", f"data={data}", *extra, "-o", str(out), "-q")
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        assert proc.returncode == 1 and len(lines) == 1 and expected in lines[0], f"{task} {data.name}: {proc.stderr[-2000:]}"
+        assert not (out/"checkpoints").exists(), f"{task}: training started"
