@@ -40,7 +40,7 @@ def summarization_presets(env) -> dict:
     bundled = dict(data="sample:summarization", data_config=None, source_column="document", target_column="summary")
     if env.hub: laptop = dict(max_train_samples=2000, max_eval_samples=200, max_source_length=384, max_new_tokens=64)
     else: laptop = dict(bundled, model="tiny:t5", epochs=30, learning_rate=1e-3, max_source_length=256,
-                        max_target_length=64, max_new_tokens=48, warmup=0.05)
+                        max_target_length=96, max_new_tokens=48, warmup=0.05, metric_for_best="loss")
     smoke = dict(bundled, model="tiny:t5", epochs=3, learning_rate=2e-3, max_new_tokens=16, max_source_length=192,
                  max_target_length=96)
     return dict(laptop=laptop, smoke=smoke)

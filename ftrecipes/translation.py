@@ -41,8 +41,8 @@ def translation_presets(env) -> dict:
     "`laptop`: the published model on a slice with the Hub, else a small Marian from scratch; `smoke`: seconds."
     bundled = dict(data="sample:translation", data_config=None, source_lang="en", target_lang="es")
     if env.hub: laptop = dict(max_train_samples=2000, max_eval_samples=200, num_beams=1)
-    else: laptop = dict(bundled, model="tiny:marian", epochs=30, learning_rate=1e-3, batch_size=16, num_beams=1,
-                        max_new_tokens=48, max_source_length=64, max_target_length=64, warmup=0.05)
+    else: laptop = dict(bundled, model="tiny:t5", epochs=30, learning_rate=2e-3, batch_size=16, num_beams=1,
+                        max_new_tokens=48, max_source_length=64, max_target_length=64, warmup=0.1, metric_for_best="loss")
     smoke = dict(bundled, model="tiny:marian", epochs=3, learning_rate=2e-3, num_beams=1, max_new_tokens=16,
                  max_source_length=48, max_target_length=48)
     return dict(laptop=laptop, smoke=smoke)

@@ -104,10 +104,13 @@ def test_ner_minilm_on_bible_names(ftrecipes_cmd, tmp_path, capsys):
 
 # Translation and summarization: no pre-trained seq2seq weights install from PyPI, so these train small models
 # from scratch (tokenizer trained on the training split) and must clearly improve on their untrained selves.
-TR_MIN_BLEU, TR_MIN_CHRF_GAIN = 0.3, 5.0
-TRANSLATION_QUALITY_PARAMS = dict(data_config=None, source_lang="en", target_lang="es", learning_rate=1e-3, batch_size=32,
-                                  epochs=5, warmup=0.05, num_beams=1, max_new_tokens=64, max_source_length=64,
-                                  max_target_length=64)
+# Measured (2 CPU cores): a small T5 (hidden 128, 3 layers, tokenizer trained on the training pairs) on 8,000 verses of at
+# most 16 words: BLEU 0.0 -> 2.65, chrF 0.0 -> 11.9 on 300 held-out verses (copying the source: BLEU 0.62, chrF 16.7),
+# 430 s of training. A small Marian (post-norm) learned far less in the same budget (BLEU 0.2).
+TR_MIN_BLEU, TR_MIN_CHRF_GAIN = 1.5, 8.0
+TRANSLATION_QUALITY_PARAMS = dict(data_config=None, source_lang="en", target_lang="es", learning_rate=2e-3, batch_size=32,
+                                  epochs=6, warmup=0.1, num_beams=1, max_new_tokens=64, max_source_length=48,
+                                  max_target_length=48, metric_for_best="loss")
 
 
 def _small_seq2seq(arch, texts, out, vocab_size):
@@ -115,17 +118,17 @@ def _small_seq2seq(arch, texts, out, vocab_size):
     return build_tiny_model(arch, texts=texts, out_dir=str(out), vocab_size=vocab_size, hidden=128, layers=3, heads=4, max_len=512)
 
 
-def test_translation_small_marian_from_scratch_on_bible_pairs(ftrecipes_cmd, tmp_path, capsys):
+def test_translation_small_t5_from_scratch_on_bible_pairs(ftrecipes_cmd, tmp_path, capsys):
     import csv
     from quality_data import build_translation_folder
-    sizes = build_translation_folder(need_shared("translation", "bible_en_es.tsv"), tmp_path/"data")
+    sizes = build_translation_folder(need_shared("translation", "bible_en_es.tsv"), tmp_path/"data", max_words=16)
     with open(tmp_path/"data"/"train.tsv", encoding="utf-8") as f:
         texts = [t for r in csv.DictReader(f, delimiter="\t") for t in (r["en"], r["es"])]
-    model = _small_seq2seq("marian", texts, tmp_path/"model", 4000)
+    model = _small_seq2seq("t5", texts, tmp_path/"model", 3000)
     r, wall = _run_recipe(ftrecipes_cmd, "translation", tmp_path/"run",
                           dict(TRANSLATION_QUALITY_PARAMS, model=str(model), data=str(tmp_path/"data")))
     after, before, copy = r["metrics"]["test"], r["baselines"]["before fine-tuning"], r["baselines"]["copy the source"]
-    line = (f"quality: small Marian from scratch, Bible en->es ({sizes['train']} training pairs, {sizes['test']} test): "
+    line = (f"quality: small T5 from scratch, Bible en->es ({sizes['train']} training pairs, {sizes['test']} test): "
             f"BLEU {before['bleu']:.2f} -> {after['bleu']:.2f}, chrF {before['chrf']:.1f} -> {after['chrf']:.1f} "
             f"(copying the source: BLEU {copy['bleu']:.2f}, chrF {copy['chrf']:.1f}); training {r['training']['wall_time_s']} s, "
             f"command {wall:.0f} s")
@@ -133,7 +136,10 @@ def test_translation_small_marian_from_scratch_on_bible_pairs(ftrecipes_cmd, tmp
     assert after["bleu"] >= TR_MIN_BLEU and after["chrf"] - before["chrf"] >= TR_MIN_CHRF_GAIN, line
 
 
-SUM_MIN_GAIN = 5.0
+# Measured (2 CPU cores): a small T5 (hidden 128, 3 layers) from scratch on 209 Botchan passages: ROUGE-1/2/L
+# 0.1/0.0/0.1 -> 21.0/4.6/20.3 on 60 held-out passages (lead-3: 17.2/2.7/12.2), 152 s of training. It learns the
+# summaries' stock phrasing ("The narrator ..."), not the passages' content: a from-scratch model at this size.
+SUM_MIN_GAIN = 12.0
 SUMMARIZATION_QUALITY_PARAMS = dict(data_config=None, source_column="document", target_column="summary", learning_rate=1e-3,
                                     batch_size=16, epochs=20, warmup=0.05, max_source_length=256, max_target_length=48,
                                     max_new_tokens=40, no_repeat_ngram_size=3)
