@@ -7,7 +7,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/data.html.md"""
 # %% auto #0
 __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'DataError', 'bundled_samples', 'sample_path', 'source_kind',
            'conll_columns', 'load_data', 'check_not_empty', 'check_columns', 'encode_labels', 'make_splits',
-           'show_examples', 'label_counts']
+           'limit_rows', 'show_examples', 'label_counts']
 
 # %% ../nbs/01_data.ipynb #e8731bfe
 import os
@@ -271,7 +271,15 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
     check_not_empty(res)
     return res
 
-# %% ../nbs/01_data.ipynb #690968af
+# %% ../nbs/01_data.ipynb #03aedd3a
+def limit_rows(splits: DatasetDict, max_train: int = None, max_eval: int = None, seed: int = 0) -> DatasetDict:
+    "`splits` with at most `max_train` random training rows and `max_eval` random validation/test rows (None: all)."
+    out = dict(splits)
+    for name, cap in (("train", max_train), ("validation", max_eval), ("test", max_eval)):
+        if cap and name in out and len(out[name]) > cap: out[name] = out[name].shuffle(seed=seed).select(range(cap))
+    return DatasetDict(out)
+
+# %% ../nbs/01_data.ipynb #d55bfa5f
 def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = None):
     "A pandas DataFrame of `n` random rows, with class names next to label ids."
     import pandas as pd
@@ -282,7 +290,7 @@ def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = No
     if names is not None and "label" in df: df.insert(df.columns.get_loc("label") + 1, "label_name", [names[i] for i in df["label"]])
     return df
 
-# %% ../nbs/01_data.ipynb #c999672e
+# %% ../nbs/01_data.ipynb #cf0a3ea5
 def label_counts(dsd: DatasetDict, label_names: list) -> "pd.DataFrame":
     "Rows per class and split: check the balance before training."
     import pandas as pd

@@ -22,7 +22,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCol
 
 # %% ../nbs/12_ner.ipynb #79590ef1
 from .environment import describe_environment, seed_everything
-from .data import DataError, load_data, check_columns, make_splits
+from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
 from .metrics import load_metric, trainer_compute_metrics, plot_confusion_matrix

@@ -25,10 +25,10 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataColla
 
 # %% ../nbs/11_question_answering.ipynb #afea6aa4
 from .environment import describe_environment, seed_everything
-from .data import DataError, load_data, check_columns, make_splits
+from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
-from .metrics import load_metric
+from .metrics import load_metric, softmax
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, register_task_pipeline
 from .recipes import resolve_preset
 
@@ -131,12 +131,7 @@ def tokenize_qa(splits: DatasetDict, tokenizer, max_length: int = 384, doc_strid
 
 QA_EXTRA_COLUMNS = ["example_id", "offset_mapping"]
 
-# %% ../nbs/11_question_answering.ipynb #1a906595
-def _softmax(x):
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(x - x.max())
-    return e / e.sum()
-
+# %% ../nbs/11_question_answering.ipynb #4093f9db
 def postprocess_qa_predictions(examples,  # rows with 'id' and 'context' (a Dataset or a list of dicts)
                                features,  # rows with 'example_id' and 'offset_mapping', in the order of the logits
                                start_logits, end_logits,  # one row per feature
@@ -155,13 +150,14 @@ def postprocess_qa_predictions(examples,  # rows with 'id' and 'context' (a Data
             s_log, e_log = np.asarray(start_logits[fi])[:len(offsets)], np.asarray(end_logits[fi])[:len(offsets)]
             feature_null = float(s_log[0] + e_log[0])
             null = feature_null if null is None else min(null, feature_null)
-            for a in np.argsort(s_log)[::-1][:n_best]:
-                for b in np.argsort(e_log)[::-1][:n_best]:
+            starts, ends = np.argsort(s_log)[::-1][:n_best], np.argsort(e_log)[::-1][:n_best]
+            s_prob, e_prob = softmax(s_log), softmax(e_log)
+            for a in starts:
+                for b in ends:
                     if offsets[a] is None or offsets[b] is None or b < a or b - a + 1 > max_answer_length: continue
                     score = float(s_log[a] + e_log[b])
                     if best is None or score > best["score"]:
-                        best = dict(score=score, start=offsets[a][0], end=offsets[b][1],
-                                    probability=float(_softmax(s_log)[a] * _softmax(e_log)[b]))
+                        best = dict(score=score, start=offsets[a][0], end=offsets[b][1], probability=float(s_prob[a] * e_prob[b]))
         text = ex["context"][best["start"]:best["end"]] if best else ""
         start = best["start"] if best else -1
         if null_threshold is not None and null is not None and (best is None or null - best["score"] > null_threshold):

@@ -16,7 +16,7 @@ from datasets import DatasetDict
 
 # %% ../nbs/10_sentiment.ipynb #948b1553
 from .environment import describe_environment, seed_everything
-from .data import load_data, check_columns, encode_labels, make_splits, show_examples, label_counts
+from .data import load_data, check_columns, encode_labels, make_splits, show_examples, label_counts, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,

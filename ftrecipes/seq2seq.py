@@ -143,9 +143,10 @@ def decode_generated(tokenizer, token_ids) -> list:
     ids = np.where(np.asarray(token_ids) < 0, tokenizer.pad_token_id, np.asarray(token_ids))
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
-def seq2seq_scores(metric_name: str, tokenizer, predictions: list, references: list, generated_ids=None) -> dict:
-    "The metric on texts, plus the mean generated length in tokens."
-    res = load_metric(metric_name).compute(predictions=predictions, references=references)
+def seq2seq_scores(metric, tokenizer, predictions: list, references: list, generated_ids=None) -> dict:
+    "`metric` (a loaded module or its name) on texts, plus the mean generated length in tokens."
+    metric = load_metric(metric) if isinstance(metric, str) else metric
+    res = metric.compute(predictions=predictions, references=references)
     if generated_ids is not None:
         ids = np.asarray(generated_ids)
         res["gen_len"] = float(np.mean(np.sum((ids != tokenizer.pad_token_id) & (ids >= 0), axis=-1)))
@@ -153,10 +154,11 @@ def seq2seq_scores(metric_name: str, tokenizer, predictions: list, references: l
 
 def seq2seq_compute_metrics(tokenizer, metric_name: str):
     "A `compute_metrics` for `Seq2SeqTrainer` with `predict_with_generate`: the metric on decoded text."
+    metric = load_metric(metric_name)  # once, not at every evaluation
     def compute_metrics(eval_pred):
         preds, labels = eval_pred
         preds = preds[0] if isinstance(preds, tuple) else preds
-        return seq2seq_scores(metric_name, tokenizer, decode_generated(tokenizer, preds),
+        return seq2seq_scores(metric, tokenizer, decode_generated(tokenizer, preds),
                               decode_generated(tokenizer, labels), preds)
     return compute_metrics
 

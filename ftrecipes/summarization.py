@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
 # %% ../nbs/13_summarization.ipynb #158250ae
 from .environment import describe_environment, seed_everything
-from .data import DataError, load_data, check_columns, make_splits
+from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model
 from .training import TrainConfig, train_and_time, plot_loss_curves, loss_history
 from .metrics import load_metric

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
 # %% ../nbs/14_translation.ipynb #e50fd7d8
 from .environment import describe_environment, seed_everything
-from .data import DataError, load_data, make_splits
+from .data import DataError, load_data, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model
 from .training import TrainConfig, train_and_time, plot_loss_curves, loss_history
 from .metrics import load_metric

@@ -61,12 +61,19 @@ def build_qa_folder(botchan_txt: Path, sample_jsonl: Path, out: Path) -> dict:
 WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]")
 
 
-def tag_verse(words: list, names: dict) -> list:
-    "IOB2 tags for `words`: longest exact match of a listed name wins."
-    by_len = sorted(((n.split(), t) for t, ns in names.items() for n in ns), key=lambda x: -len(x[0]))
+def name_index(names: dict) -> dict:
+    "First word -> [(name words, type)], longest names first."
+    index = {}
+    for typ, ns in names.items():
+        for n in ns: index.setdefault(n.split()[0], []).append((n.split(), typ))
+    return {w: sorted(c, key=lambda x: -len(x[0])) for w, c in index.items()}
+
+
+def tag_verse(words: list, index: dict) -> list:
+    "IOB2 tags for `words` (`index` from `name_index`): longest exact match of a listed name wins."
     tags, i = ["O"] * len(words), 0
     while i < len(words):
-        for name, typ in by_len:
+        for name, typ in index.get(words[i], ()):
             if words[i:i + len(name)] == name:
                 tags[i:i + len(name)] = [f"B-{typ}"] + [f"I-{typ}"] * (len(name) - 1)
                 i += len(name)
@@ -87,8 +94,9 @@ def build_ner_folder(bible_tsv: Path, out: Path, max_chars: int = 400, sizes: di
         for row in csv.DictReader(f, delimiter="\t"):
             if len(row["en"]) <= max_chars: verses.append(WORD.findall(row["en"]))
     seen, unseen, plain = [], [], []
+    index = name_index(names)
     for words in verses:
-        tags = tag_verse(words, names)
+        tags = tag_verse(words, index)
         found = [(t, " ".join(words[s:e + 1])) for t, s, e in _spans(tags)]
         if not found: plain.append((words, tags))
         elif all(n in held_out[t] for t, n in found): unseen.append((words, tags))
