@@ -243,7 +243,10 @@ def _split_off_groups(ds, fraction, seed, group_by):
     kept = [i for i, v in enumerate(values) if v not in chosen]
     return {"train": ds.select(kept), "test": ds.select(held)}
 
-def _split_off(ds, fraction, seed, stratify, group_by=None):
+def _split_off(ds, fraction, seed, stratify, group_by=None, contiguous=False):
+    if contiguous:
+        cut = len(ds) - max(1, round(fraction * len(ds)))
+        return {"train": ds.select(range(cut)), "test": ds.select(range(cut, len(ds)))}
     if group_by: return _split_off_groups(ds, fraction, seed, group_by)
     try: return ds.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
     except (ValueError, TypeError): return ds.train_test_split(test_size=fraction, seed=seed)
@@ -251,6 +254,7 @@ def _split_off(ds, fraction, seed, stratify, group_by=None):
 def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, seed: int = 0,
                 stratify_by: str = None,  # a ClassLabel column to keep class proportions equal across splits
                 group_by: str = None,  # a column whose rows must stay in one split (e.g. the context of QA questions)
+                contiguous: bool = False,  # hold out the end of train, in order, instead of random rows
                 ) -> DatasetDict:
     "Return train/validation/test, cutting the missing ones from train (fractions of the whole)."
     if "train" not in dsd: raise DataError(f"No 'train' split; found {list(dsd)}. Name one split 'train'.")
@@ -258,11 +262,11 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
     strat = stratify_by if stratify_by in train.column_names and isinstance(train.features[stratify_by], ClassLabel) else None
     need = [s for s in ("validation", "test") if s not in dsd]
     if need == ["validation", "test"]:
-        first = _split_off(train, validation + test, seed, strat, group_by)
-        second = _split_off(first["test"], test / (validation + test), seed, strat, group_by)
+        first = _split_off(train, validation + test, seed, strat, group_by, contiguous)
+        second = _split_off(first["test"], test / (validation + test), seed, strat, group_by, contiguous)
         out = dict(train=first["train"], validation=second["train"], test=second["test"])
     elif need:
-        part = _split_off(train, validation if need == ["validation"] else test, seed, strat, group_by)
+        part = _split_off(train, validation if need == ["validation"] else test, seed, strat, group_by, contiguous)
         out = {"train": part["train"], need[0]: part["test"]}
         out.update({k: v for k, v in dsd.items() if k not in out})
     else:
