@@ -41,7 +41,8 @@ def executed(tmp_path_factory):
 
 def test_found_the_notebooks():
     assert "00_environment.ipynb" in NOTEBOOKS and "10_sentiment.ipynb" in RECIPES
-    assert {"11_question_answering.ipynb", "12_ner.ipynb", "13_summarization.ipynb", "14_translation.ipynb"} <= set(RECIPES)
+    assert {"11_question_answering.ipynb", "12_ner.ipynb", "13_summarization.ipynb", "14_translation.ipynb",
+            "15_text_generation.ipynb"} <= set(RECIPES)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -98,3 +99,21 @@ def test_smoke_question_answering_scores_every_split(executed):
         m = results["metrics"][split]
         assert {"exact_match", "f1", "HasAns_f1", "NoAns_f1"} <= set(m) and 0 <= m["f1"] <= 100, m
     assert all(set(a) == {"answer", "score", "start", "end"} for a in results["reload_check"]["outputs"])
+
+
+def test_smoke_text_generation_adapter_and_merged_model_agree_in_a_new_process(executed):
+    "The LoRA adapter alone, loaded on its base with peft, predicts what the merged model loaded with AutoModelForCausalLM does."
+    run = executed["15_text_generation.ipynb"]
+    if not run["ok"]: pytest.fail("15_text_generation.ipynb did not execute")
+    r = json.loads((run["output_dir"]/"results.json").read_text())
+    assert r["finetuning"] == "lora" and r["saved_adapter"], r.get("finetuning")
+    assert r["metrics"]["test"]["stopped"] >= 0 and "exact_match" in r["baselines"]["before fine-tuning"]
+    code = ("import sys, torch; from transformers import AutoModelForCausalLM, AutoTokenizer; from peft import PeftModel; "
+            "base, adapter, merged = sys.argv[1:4]; "
+            "m = AutoModelForCausalLM.from_pretrained(merged).eval(); "
+            "a = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval(); "
+            "x = AutoTokenizer.from_pretrained(merged)('What day comes after Monday?', return_tensors='pt'); "
+            "d = (m(**x).logits - a(**x).logits).abs().max().item(); print(d); assert d < 1e-3, d")
+    proc = subprocess.run([sys.executable, "-c", code, r["model_path"], r["saved_adapter"], r["saved_model"]],
+                          capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]

