@@ -56,25 +56,28 @@ def _table(rows: dict, headers=("", "")) -> str:
     lines = [f"| {headers[0]} | {headers[1]} |", "|---|---|"]
     return "\n".join(lines + [f"| {k} | {_fmt(v).replace('|', '/')} |" for k, v in rows.items()])
 
+def _metrics_table(columns: dict) -> list:
+    "Markdown rows: one per numeric metric, one column per entry of `columns` (a split or a baseline -> its metrics)."
+    columns = {k: (v if isinstance(v, dict) else {"value": v}) for k, v in columns.items()}
+    names = sorted({k for col in columns.values() for k, v in col.items() if isinstance(v, (int, float))})
+    rows = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    return rows + [f"| {n} | " + " | ".join(_fmt(columns[c].get(n, "")) for c in columns) + " |" for n in names]
+
 def model_card(results: dict) -> str:
     "Markdown model card (with Hub YAML metadata) for the results of a run."
     r = results
-    metrics = r.get("metrics", {})
-    names = sorted({k for split in metrics.values() for k, v in split.items() if isinstance(v, (int, float))})
     yaml = ["---", "library_name: transformers", f"base_model: {r.get('base_model', '')}",
             f"pipeline_tag: {r.get('pipeline_task', '')}", "tags:", "- ftrecipes", f"- {r.get('task', '')}", "---", ""]
-    res = ["| metric | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-    res += [f"| {n} | " + " | ".join(_fmt(metrics[s].get(n, "")) for s in metrics) + " |" for n in names]
+    res = _metrics_table(r.get("metrics", {}))
     env = r.get("environment", {})
     parts = yaml + [
-        f"# {r.get('task', 'model').capitalize()} model fine-tuned with ftrecipes", "",
+        f"# {r.get('task', 'model').replace('_', ' ').capitalize()} model fine-tuned with ftrecipes", "",
         f"Fine-tuned from `{r.get('base_model')}` on `{r.get('data')}` with the ftrecipes `{r.get('task')}` recipe "
         f"(preset `{r.get('preset')}`).", "",
         "## Results", "", *res, "",
     ]
     if r.get("baselines"):
-        parts += ["Baselines on the test split:", "", _table({k: v.get("accuracy", v) if isinstance(v, dict) else v
-                                                              for k, v in r["baselines"].items()}, ("baseline", "accuracy")), ""]
+        parts += ["Baselines on the test split:", "", *_metrics_table(r["baselines"]), ""]
     if r.get("published"):
         p = r["published"]
         parts += [f"Published reference for the default setup: {p.get('metric')} {p.get('value')} ({p.get('source')}).", ""]
