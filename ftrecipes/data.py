@@ -31,7 +31,8 @@ def _samples_dir() -> Path:
 
 def bundled_samples() -> list:
     "Names of the samples bundled with ftrecipes (use them as `'sample:NAME'`)."
-    return sorted(p.stem for p in _samples_dir().iterdir() if p.suffix in (".csv", ".jsonl", ".tsv", ".conll"))
+    return sorted(p.stem for p in _samples_dir().iterdir()
+                  if p.suffix in (".csv", ".jsonl", ".tsv", ".conll") or (p.is_dir() and not p.name.startswith(("_", "."))))
 
 def sample_path(name: str) -> Path:
     "Path of the bundled sample `name`."
@@ -85,10 +86,21 @@ def _builder_for(path: Path) -> tuple:
     if suffix == ".conll": return "conll", {"column_names": conll_columns(path)}
     return FILE_BUILDERS[suffix], ({"delimiter": "\t"} if suffix == ".tsv" else {})
 
+def _check_label_folders(folder: Path):
+    "Fail on a class folder with no images: `imagefolder` would silently drop that class."
+    for d in sorted(p for p in folder.rglob("*") if p.is_dir() and not p.name.startswith(".")):
+        if any(c.is_dir() for c in d.iterdir()): continue  # a split folder (train/, test/) or a parent
+        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()):
+            others = [f.name for f in d.iterdir() if f.is_file()]
+            raise DataError(f"{d}: a class folder with no images ({len(others)} other files"
+                            + (f", e.g. {others[0]!r}" if others else "") + "). Add images of the class "
+                            f"{d.name!r} (.png, .jpg, ...) or remove the folder.")
+
 def _folder_data_files(folder: Path) -> tuple:
     "Builder, kwargs and split->files for a folder."
     files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")]
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+        _check_label_folders(folder)
         return "imagefolder", {}, None
     data = [p for p in files if p.suffix.lower() in FILE_BUILDERS]
     if not data:
@@ -130,7 +142,9 @@ def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
     if kind == "missing-path":
         raise DataError(f"No such file or folder: {source!r} (looked in {Path.cwd()}). "
                         "Check the path, or pass a Hub dataset id or 'sample:NAME'.")
-    if kind == "sample": source, kind = str(sample_path(source.split(":", 1)[1])), "file"
+    if kind == "sample":
+        path = sample_path(source.split(":", 1)[1])
+        source, kind = str(path), ("folder" if path.is_dir() else "file")
     if kind == "file":
         path = Path(source).expanduser()
         builder, kw = _builder_for(path)
@@ -165,7 +179,7 @@ def check_not_empty(dsd: DatasetDict, source: str = "the data"):
         if len(ds) == 0:
             raise DataError(f"{source}: the {name!r} split has no rows. Add examples or remove that split.")
 
-# %% ../nbs/01_data.ipynb #904dea57
+# %% ../nbs/01_data.ipynb #5c77640a
 def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
     "Fail unless every split has the columns in `required` (parameter name -> column name)."
     for split, ds in dsd.items():
@@ -175,7 +189,7 @@ def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
             raise DataError(f"{source}, split {split!r}: no column {what}. Columns found: {ds.column_names}. "
                             f"Pass the right name, e.g. -p {next(iter(missing))}={ds.column_names[0]!r}.")
 
-# %% ../nbs/01_data.ipynb #f132774d
+# %% ../nbs/01_data.ipynb #7cd575dc
 def _row_hint(split, i): return f"split {split!r}, row {i + 1}"
 
 def encode_labels(dsd: DatasetDict,
@@ -227,7 +241,7 @@ def encode_labels(dsd: DatasetDict,
         out[split] = ds.add_column("label", ids).cast_column("label", ClassLabel(names=names))
     return DatasetDict(out), names
 
-# %% ../nbs/01_data.ipynb #2229c469
+# %% ../nbs/01_data.ipynb #f00d17a8
 def _split_off_groups(ds, fraction, seed, group_by):
     "Cut about `fraction` of the rows off `ds`, whole groups at a time (rows sharing a `group_by` value stay together)."
     values = list(ds[group_by])
@@ -275,7 +289,7 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
     check_not_empty(res)
     return res
 
-# %% ../nbs/01_data.ipynb #03aedd3a
+# %% ../nbs/01_data.ipynb #1246c9fb
 def limit_rows(splits: DatasetDict, max_train: int = None, max_eval: int = None, seed: int = 0) -> DatasetDict:
     "`splits` with at most `max_train` random training rows and `max_eval` random validation/test rows (None: all)."
     out = dict(splits)
@@ -283,7 +297,7 @@ def limit_rows(splits: DatasetDict, max_train: int = None, max_eval: int = None,
         if cap and name in out and len(out[name]) > cap: out[name] = out[name].shuffle(seed=seed).select(range(cap))
     return DatasetDict(out)
 
-# %% ../nbs/01_data.ipynb #d55bfa5f
+# %% ../nbs/01_data.ipynb #a6d3edfc
 def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = None):
     "A pandas DataFrame of `n` random rows, with class names next to label ids."
     import pandas as pd
@@ -294,7 +308,7 @@ def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = No
     if names is not None and "label" in df: df.insert(df.columns.get_loc("label") + 1, "label_name", [names[i] for i in df["label"]])
     return df
 
-# %% ../nbs/01_data.ipynb #cf0a3ea5
+# %% ../nbs/01_data.ipynb #04c35c4d
 def label_counts(dsd: DatasetDict, label_names: list) -> "pd.DataFrame":
     "Rows per class and split: check the balance before training."
     import pandas as pd

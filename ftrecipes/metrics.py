@@ -6,8 +6,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/metrics.html.md"""
 
 # %% auto #0
 __all__ = ['METRICS', 'Accuracy', 'ClassificationMetrics', 'metric_module_path', 'load_metric', 'trainer_compute_metrics',
-           'classification_compute_metrics', 'evaluate_classifier', 'metrics_table', 'majority_baseline', 'softmax',
-           'per_class_table', 'plot_confusion_matrix', 'most_confident_errors']
+           'classification_compute_metrics', 'evaluate_classifier', 'top_k_accuracy', 'metrics_table',
+           'majority_baseline', 'softmax', 'per_class_table', 'plot_confusion_matrix', 'most_confident_errors']
 
 # %% ../nbs/04_metrics.ipynb #28ac3f33
 import os
@@ -103,10 +103,17 @@ def evaluate_classifier(trainer, splits: dict, label_names: list) -> tuple:
         lg = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
         metrics[name] = metric.compute(predictions=lg.argmax(-1), references=out.label_ids, label_names=label_names)
         metrics[name]["loss"] = float(out.metrics.get("test_loss", float("nan")))
+        if len(label_names) > 5: metrics[name]["top5_accuracy"] = top_k_accuracy(lg, out.label_ids, 5)
         logits[name] = lg
     return metrics, logits
 
-def metrics_table(metrics: dict, keys=("accuracy", "f1_macro", "precision_macro", "recall_macro", "loss")):
+def top_k_accuracy(logits, references, k: int = 5) -> float:
+    "Share of rows whose true class is among the `k` highest logits (scikit-learn's `top_k_accuracy_score`)."
+    from sklearn.metrics import top_k_accuracy_score
+    logits = np.asarray(logits)
+    return float(top_k_accuracy_score(references, logits, k=k, labels=list(range(logits.shape[-1]))))
+
+def metrics_table(metrics: dict, keys=("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "loss")):
     "A DataFrame of the headline metrics, one column per split."
     import pandas as pd
     return pd.DataFrame({s: {k: m[k] for k in keys if k in m} for s, m in metrics.items()}).round(4)

@@ -7,11 +7,15 @@ into the project; the sets are written to a temporary folder at test time).
 - NER: World English Bible verses (public domain) tagged PER/LOC by exact matching of a hand-checked list
   of unambiguous names (tests/data/bible_entities.json): "silver" labels, as good as the list. A third of the
   names appear only in the test verses, so the test scores names the model has never seen.
+- Image classification: Fashion-MNIST (Zalando Research, MIT), read from its IDX files and written as parquet
+  files with an image column, the layout of image datasets on the Hub.
 """
 import csv
+import gzip
 import json
 import random
 import re
+import struct
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -154,3 +158,37 @@ def build_summarization_folder(botchan_txt: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     for name, part in split.items(): write_jsonl(out/f"{name}.jsonl", part)
     return {k: len(v) for k, v in split.items()}
+
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def read_idx(path: Path):
+    "A NumPy array from an IDX file (the MNIST format: magic, dimensions, then unsigned bytes), gzipped."
+    import numpy as np
+    with gzip.open(path) as f:
+        zero, dtype, ndim = struct.unpack(">HBB", f.read(4))
+        assert zero == 0 and dtype == 0x08, f"{path}: not an IDX file of unsigned bytes"
+        dims = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
+        return np.frombuffer(f.read(), dtype=np.uint8).reshape(dims)
+
+
+def build_fashion_mnist_folder(src: Path, out: Path, n_train: int = 9600, n_validation: int = 500, n_test: int = 2000,
+                               seed: int = 0) -> dict:
+    "train/validation/test parquet files (image, label) from Fashion-MNIST: random training and validation rows, the first test rows."
+    import numpy as np
+    from datasets import ClassLabel, Dataset, Features, Image
+    x, y = read_idx(src/"train-images-idx3-ubyte.gz"), read_idx(src/"train-labels-idx1-ubyte.gz")
+    xt, yt = read_idx(src/"t10k-images-idx3-ubyte.gz"), read_idx(src/"t10k-labels-idx1-ubyte.gz")
+    order = np.random.default_rng(seed).permutation(len(x))
+    parts = dict(train=order[:n_train], validation=order[n_train:n_train + n_validation])
+    features = Features({"image": Image(), "label": ClassLabel(names=FASHION_MNIST_CLASSES)})
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = {}
+    for split, (images, labels) in dict(train=(x[parts["train"]], y[parts["train"]]),
+                                        validation=(x[parts["validation"]], y[parts["validation"]]),
+                                        test=(xt[:n_test], yt[:n_test])).items():
+        ds = Dataset.from_dict({"image": list(images), "label": labels.tolist()}, features=features)
+        ds.to_parquet(str(out/f"{split}.parquet"))
+        sizes[split] = len(ds)
+    return sizes

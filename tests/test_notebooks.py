@@ -42,7 +42,7 @@ def executed(tmp_path_factory):
 def test_found_the_notebooks():
     assert "00_environment.ipynb" in NOTEBOOKS and "10_sentiment.ipynb" in RECIPES
     assert {"11_question_answering.ipynb", "12_ner.ipynb", "13_summarization.ipynb", "14_translation.ipynb",
-            "15_text_generation.ipynb"} <= set(RECIPES)
+            "15_text_generation.ipynb", "16_image_classification.ipynb"} <= set(RECIPES)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
