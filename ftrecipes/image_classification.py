@@ -6,10 +6,10 @@ Docs: https://ftrecipes.github.io/ftrecipes/image_classification.html.md"""
 
 # %% auto #0
 __all__ = ['PUBLISHED', 'PUBLISHED_RESULT', 'AUGMENTATIONS', 'image_presets', 'timm_model_id', 'load_image_classifier',
-           'scratch_image_classifier', 'image_data_config', 'record_data_config', 'ensure_image_column', 'check_images',
-           'print_image_report', 'show_images', 'image_transforms', 'ImageTransform', 'with_transforms', 'displayable',
-           'dataloader_workers', 'backbone_parameters', 'FreezeBackbone', 'image_trainer', 'plot_transfer',
-           'image_sources', 'timm_predict']
+           'scratch_image_classifier', 'image_data_config', 'record_data_config', 'ensure_image_column',
+           'check_image_columns', 'check_images', 'print_image_report', 'show_images', 'image_transforms',
+           'ImageTransform', 'with_transforms', 'displayable', 'dataloader_workers', 'backbone_parameters',
+           'FreezeBackbone', 'image_trainer', 'plot_transfer', 'image_sources', 'timm_predict']
 
 # %% ../nbs/16_image_classification.ipynb #8f023c29
 import io
@@ -140,6 +140,17 @@ def ensure_image_column(dsd: DatasetDict, column: str, source: str = "the data")
     base = base.parent if base.is_file() else base
     def absolute(batch): return {column: [str(v) if Path(str(v)).is_absolute() else str(base/str(v)) for v in batch[column]]}
     return dsd.map(absolute, batched=True).cast_column(column, datasets.Image())
+
+def check_image_columns(dsd: DatasetDict, image_column: str, label_column: str, source: str = "the data"):
+    "Fail, naming the parameter, when a column is missing; say so plainly when a folder holds no images at all."
+    from ftrecipes.data import IMAGE_SUFFIXES
+    columns = dsd[next(iter(dsd))].column_names
+    if image_column not in columns and source_kind(source) == "folder" and not any(
+            f.suffix.lower() in IMAGE_SUFFIXES for f in Path(source).expanduser().rglob("*")):
+        raise DataError(f"{source}: found no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder or below. Put "
+                        "the images in one sub-folder per class (cats/001.jpg, dogs/002.jpg), or point data at a file "
+                        "with a column of images.")
+    check_columns(dsd, {"image_column": image_column, "label_column": label_column}, source)
 
 def _open_image(item):
     from PIL import Image

@@ -21,7 +21,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Sequence
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
 # %% ../nbs/12_ner.ipynb #79590ef1
-from .environment import describe_environment, seed_everything
+from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
@@ -34,7 +34,7 @@ PUBLISHED = dict(
     model="bert-base-cased", data="lhoestq/conll2003", data_config=None, data_revision=None, tokens_column="tokens",
     tags_column="ner_tags", label_names=None, split_seed=0, max_train_samples=None, max_length=256,
     label_all_subwords=False, learning_rate=3e-5, batch_size=32, epochs=3, weight_decay=0.01, warmup=0.1,
-    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="f1", seed=42,
+    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="f1", precision="auto", seed=42,
     output_dir="runs/ner")
 
 PUBLISHED_RESULT = dict(metric="f1", value=92.4, split="CoNLL-2003 test",

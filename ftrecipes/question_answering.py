@@ -24,7 +24,7 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding, Pipeline
 
 # %% ../nbs/11_question_answering.ipynb #afea6aa4
-from .environment import describe_environment, seed_everything
+from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
@@ -38,7 +38,7 @@ PUBLISHED = dict(
     question_column="question", context_column="context", answers_column="answers", split_seed=0,
     max_train_samples=None, max_eval_samples=None, max_length=384, doc_stride=128, n_best=20, max_answer_length=30,
     null_score_threshold=0.0, learning_rate=3e-5, batch_size=12, epochs=2, weight_decay=0.0, warmup=0.0,
-    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="f1", seed=42,
+    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="f1", precision="auto", seed=42,
     output_dir="runs/question_answering")
 
 PUBLISHED_RESULT = dict(metric="f1", value=88.52, exact_match=81.22, split="SQuAD v1.1 validation",

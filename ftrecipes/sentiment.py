@@ -15,7 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 from datasets import DatasetDict
 
 # %% ../nbs/10_sentiment.ipynb #948b1553
-from .environment import describe_environment, seed_everything
+from .environment import describe_environment, seed_everything, training_precision
 from .data import load_data, check_columns, encode_labels, make_splits, show_examples, label_counts, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
@@ -29,7 +29,7 @@ PUBLISHED = dict(
     model="bert-base-cased", data="nyu-mll/glue", data_config="sst2", data_revision=None, text_column="sentence",
     label_column="label", label_names=None, label_threshold=None, split_seed=0, max_train_samples=None,
     max_length=128, learning_rate=2e-5, batch_size=32, epochs=3, weight_decay=0.0, warmup=0.0,
-    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="accuracy", seed=42,
+    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="accuracy", precision="auto", seed=42,
     output_dir="runs/sentiment")
 
 PUBLISHED_RESULT = dict(metric="accuracy", value=0.9232, split="SST-2 validation",

@@ -4,12 +4,11 @@ import importlib.util
 import json
 import random
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from transformers import AutoTokenizer
 
-from conftest import subprocess_env
+from conftest import assert_stops_before_training, subprocess_env
 from ftrecipes.causal_lm import assistant_spans, ensure_pad_token, pack_into_blocks, tokenize_chat
 from ftrecipes.models import build_tiny_model, resolve_model
 
@@ -95,13 +94,4 @@ def test_bad_input_stops_before_training_with_one_clear_line(ftrecipes_cmd, tmp_
               "the prompt alone is longer than max_seq_length=128 tokens"),
              ("sample:instructions", ["-p", "lora_target_modules=q_proj,c_attn"], "c_attn is not a linear layer of this llama model"),
              ("sample:instructions", ["-p", "finetuning=qlora"], "finetuning='qlora' needs a CUDA GPU")]
-    def run(i):
-        data, extra, _ = cases[i]
-        return _ftr(ftrecipes_cmd, "run", "text_generation", "-p", "preset=smoke", "-p", f"data={data}", *extra,
-                    "-o", str(tmp_path/f"out{i}"), "-q")
-    with ThreadPoolExecutor(max_workers=2) as pool: procs = list(pool.map(run, range(len(cases))))
-    for i, ((data, extra, expected), proc) in enumerate(zip(cases, procs)):
-        out = tmp_path/f"out{i}"
-        lines = [l for l in proc.stderr.splitlines() if l.strip()]
-        assert proc.returncode == 1 and len(lines) == 1 and expected in lines[0], f"{data}: {proc.stderr[-2000:]}"
-        assert not (out/"checkpoints").exists(), f"{data}: training started"
+    assert_stops_before_training(ftrecipes_cmd, "text_generation", cases, tmp_path)
