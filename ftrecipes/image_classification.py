@@ -201,7 +201,7 @@ def show_images(images: list, titles: list = None, ncols: int = 6, size: float =
     import matplotlib.pyplot as plt
     n = len(images)
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.35)), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.6)), squeeze=False)
     for ax in axes.flat: ax.axis("off")
     for ax, im, t in zip(axes.flat, images, titles or [None] * n):
         arr = np.asarray(im)
