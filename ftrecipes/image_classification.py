@@ -25,24 +25,24 @@ import datasets
 from datasets import DatasetDict
 from transformers import AutoConfig, AutoModelForImageClassification, TrainerCallback
 
-# %% ../nbs/16_image_classification.ipynb #2fbcb430
+# %% ../nbs/16_image_classification.ipynb #6d8509cc
 from .environment import describe_environment, seed_everything
 from .data import DataError, load_data, check_columns, check_not_empty, encode_labels, make_splits, label_counts, limit_rows, source_kind
 from .models import ModelError, resolve_model, count_parameters, best_offline_model
-from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history, peak_memory_note
+from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .metrics import (classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
                                per_class_table, plot_confusion_matrix, most_confident_errors, softmax)
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 
-# %% ../nbs/16_image_classification.ipynb #984b8a53
+# %% ../nbs/16_image_classification.ipynb #bf0aff11
 PUBLISHED = dict(
     model="timm/swin_tiny_patch4_window7_224.ms_in1k", data="timm/eurosat-rgb", data_config=None, data_revision=None,
     image_column="image", label_column="label", label_names=None, split_seed=0, max_train_samples=None,
     max_eval_samples=None, image_size=None, crop_pct=None, augment="timm", bad_images="skip", learning_rate=5e-5,
     batch_size=32, grad_accum=4, epochs=3, max_steps=-1, weight_decay=0.0, warmup=0.1, lr_scheduler="linear",
     freeze_backbone_epochs=0, channels_last=True, compare_scratch=True, early_stopping_patience=0,
-    metric_for_best="accuracy", seed=42, output_dir="runs/image_classification")
+    metric_for_best="accuracy", seed=42, output_dir="runs/image_classification", resume=False)
 
 PUBLISHED_RESULT = dict(metric="accuracy", value=0.974, split="EuroSAT, the notebook's 10% validation split",
                         source="huggingface/notebooks examples/image_classification.ipynb (Swin-T, ImageNet-1k weights, 3 epochs)")
@@ -242,7 +242,7 @@ def displayable(x, data_config: dict):
     mean, std = (torch.tensor(data_config[k]).view(-1, 1, 1) for k in ("mean", "std"))
     return (x * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
-# %% ../nbs/16_image_classification.ipynb #7fa233ee
+# %% ../nbs/16_image_classification.ipynb #c69cdf15
 def dataloader_workers(device: str) -> int:
     "Background processes that decode and augment images: a few on a GPU machine, none on a CPU (they would compete with training)."
     return min(4, max(1, (os.cpu_count() or 2) - 1)) if device == "cuda" else 0
@@ -256,7 +256,9 @@ class FreezeBackbone(TrainerCallback):
     "Train only the classification head for the first `epochs` epochs, then the whole network."
     def __init__(self, epochs: int): self.epochs, self.frozen = epochs, False
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if self.epochs > 0:  # the optimizer already holds every parameter; frozen ones get no gradient, so no update
+        # a resumed run past its frozen epochs starts unfrozen; the optimizer already holds every parameter,
+        # and frozen ones get no gradient, so no update
+        if self.epochs > 0 and (state.epoch or 0) < self.epochs - 1e-6:
             for q in backbone_parameters(model): q.requires_grad_(False)
             self.frozen = True
             print(f"backbone frozen for {self.epochs} epoch(s): training the head only")

@@ -6,8 +6,9 @@ Docs: https://ftrecipes.github.io/ftrecipes/metrics.html.md"""
 
 # %% auto #0
 __all__ = ['METRICS', 'Accuracy', 'ClassificationMetrics', 'metric_module_path', 'load_metric', 'trainer_compute_metrics',
-           'classification_compute_metrics', 'evaluate_classifier', 'top_k_accuracy', 'metrics_table',
-           'majority_baseline', 'softmax', 'per_class_table', 'plot_confusion_matrix', 'most_confident_errors']
+           'classification_compute_metrics', 'evaluate_classifier', 'top_k_accuracy', 'metrics_table', 'bootstrap_ci',
+           'length_buckets', 'slice_metrics', 'slice_report', 'majority_baseline', 'softmax', 'per_class_table',
+           'plot_confusion_matrix', 'most_confident_errors']
 
 # %% ../nbs/04_metrics.ipynb #28ac3f33
 import os
@@ -93,7 +94,7 @@ def classification_compute_metrics(label_names: list):
     return trainer_compute_metrics("classification", lambda logits, labels: dict(
         predictions=np.argmax(logits, axis=-1), references=labels, label_names=label_names), leave_out=("per_class",))
 
-# %% ../nbs/04_metrics.ipynb #e2047ff0
+# %% ../nbs/04_metrics.ipynb #56817529
 def evaluate_classifier(trainer, splits: dict, label_names: list) -> tuple:
     "Predict each split in `splits` (name -> tokenized dataset); return (metrics per split, logits in row order)."
     metric = load_metric("classification")
@@ -104,6 +105,8 @@ def evaluate_classifier(trainer, splits: dict, label_names: list) -> tuple:
         metrics[name] = metric.compute(predictions=lg.argmax(-1), references=out.label_ids, label_names=label_names)
         metrics[name]["loss"] = float(out.metrics.get("test_loss", float("nan")))
         if len(label_names) > 5: metrics[name]["top5_accuracy"] = top_k_accuracy(lg, out.label_ids, 5)
+        ci = bootstrap_ci(lg.argmax(-1) == np.asarray(out.label_ids))
+        metrics[name]["accuracy_ci95"] = [ci["low"], ci["high"]]
         logits[name] = lg
     return metrics, logits
 
@@ -114,9 +117,76 @@ def top_k_accuracy(logits, references, k: int = 5) -> float:
     return float(top_k_accuracy_score(references, logits, k=k, labels=list(range(logits.shape[-1]))))
 
 def metrics_table(metrics: dict, keys=("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "loss")):
-    "A DataFrame of the headline metrics, one column per split."
+    "A DataFrame of the headline metrics, one column per split (with the accuracy's 95% bootstrap interval where known)."
     import pandas as pd
-    return pd.DataFrame({s: {k: m[k] for k in keys if k in m} for s, m in metrics.items()}).round(4)
+    table = pd.DataFrame({s: {k: m[k] for k in keys if k in m} for s, m in metrics.items()}).round(4)
+    if any("accuracy_ci95" in m for m in metrics.values()):
+        ci = {s: (f"{m['accuracy_ci95'][0]:.4f} to {m['accuracy_ci95'][1]:.4f}" if "accuracy_ci95" in m else "")
+              for s, m in metrics.items()}
+        table = pd.concat([table.astype(object), pd.DataFrame(ci, index=["accuracy 95% CI"])])
+    return table
+
+# %% ../nbs/04_metrics.ipynb #310554d6
+def bootstrap_ci(scores=None, stat=None, n_examples: int = None, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> dict:
+    "Percentile bootstrap interval of the mean of per-example `scores`, or of `stat(indices)` over `n_examples` examples."
+    rng = np.random.default_rng(seed)
+    if scores is not None:
+        scores = np.asarray(scores, dtype=float)
+        n = len(scores)
+        if n == 0: raise ValueError("bootstrap_ci: no examples to resample.")
+        value = float(scores.mean())
+        draws = scores[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    else:
+        if stat is None or not n_examples: raise ValueError("bootstrap_ci: give per-example `scores`, or `stat` and `n_examples`.")
+        value = float(stat(np.arange(n_examples)))
+        draws = np.array([stat(rng.integers(0, n_examples, size=n_examples)) for _ in range(n_boot)])
+    low, high = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return dict(value=value, low=float(low), high=float(high), level=level, n_boot=n_boot)
+
+# %% ../nbs/04_metrics.ipynb #d6cb7a18
+def length_buckets(lengths, n: int = 4) -> list:
+    "Label each length with its quantile bucket ('short' to 'long', by `n` quantiles of these lengths)."
+    lengths = np.asarray(lengths)
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, n + 1)))
+    idx = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, len(edges) - 2)
+    return [f"{int(edges[i])}-{int(edges[i + 1])}" for i in idx]
+
+def slice_metrics(references, predictions, slices, min_size: int = 20, seed: int = 0):
+    "Accuracy per slice value (`slices`: one value per example), with 95% bootstrap intervals; returns (table, largest gap)."
+    import pandas as pd
+    refs, preds, slices = np.asarray(references), np.asarray(predictions), np.asarray([str(v) for v in slices])
+    if not len(refs) == len(preds) == len(slices):
+        raise ValueError(f"slice_metrics: {len(refs)} references, {len(preds)} predictions, {len(slices)} slice values.")
+    rows = []
+    numeric_first = lambda v: (0, float(v.split('-')[0]), v) if v.split('-')[0].replace('.', '', 1).isdigit() else (1, 0, v)
+    for v in sorted(set(slices), key=numeric_first):  # length buckets in length order, names alphabetically
+        m = slices == v
+        ci = bootstrap_ci(preds[m] == refs[m], seed=seed)
+        rows.append(dict(slice=v, examples=int(m.sum()), accuracy=round(ci["value"], 4),
+                         ci95=f"{ci['low']:.3f} to {ci['high']:.3f}", counted=bool(m.sum() >= min_size)))
+    table = pd.DataFrame(rows).set_index("slice")
+    counted = table[table.counted]
+    gap = None
+    if len(counted) >= 2:
+        best, worst = counted.accuracy.idxmax(), counted.accuracy.idxmin()
+        gap = dict(gap=round(float(counted.accuracy.max() - counted.accuracy.min()), 4), best=best, worst=worst,
+                   min_size=min_size)
+    return table, gap
+
+# %% ../nbs/04_metrics.ipynb #7cd9a91c
+def slice_report(references, predictions, views: dict, min_size: int = 20, show: bool = True) -> dict:
+    "`slice_metrics` for each view (name -> one slice value per example): shows each table and its largest gap; returns them for results.json."
+    out = {}
+    for name, values in views.items():
+        table, gap = slice_metrics(references, predictions, values, min_size)
+        if show:
+            from IPython.display import display
+            print(f"by {name}: " + (f"largest gap {gap['gap']:.3f} in accuracy, {gap['worst']!r} against {gap['best']!r}" if gap else
+                                    f"fewer than two slices of {min_size} or more examples, so no gap is reported"))
+            display(table)
+        out[name] = dict(slices=table.reset_index().to_dict("records"), largest_gap=gap)
+    return out
 
 # %% ../nbs/04_metrics.ipynb #badb2028
 def majority_baseline(train_labels, eval_labels, label_names: list) -> dict:

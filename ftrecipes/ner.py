@@ -7,7 +7,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/ner.html.md"""
 # %% auto #0
 __all__ = ['PUBLISHED', 'PUBLISHED_RESULT', 'NONE_TYPE', 'ner_presets', 'order_tag_names', 'encode_tags', 'entity_spans',
            'entity_counts', 'align_labels_with_tokens', 'tokenize_and_align', 'EntityMetrics', 'ner_compute_metrics',
-           'evaluate_ner', 'lookup_baseline', 'entity_confusion', 'ner_errors_table']
+           'entity_f1_interval', 'evaluate_ner', 'lookup_baseline', 'entity_confusion', 'ner_errors_table']
 
 # %% ../nbs/12_ner.ipynb #92041ee4
 import time
@@ -20,22 +20,22 @@ import evaluate
 from datasets import ClassLabel, Dataset, DatasetDict, Sequence
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
-# %% ../nbs/12_ner.ipynb #79590ef1
+# %% ../nbs/12_ner.ipynb #d28fba3f
 from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
-from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
-from .metrics import load_metric, trainer_compute_metrics, plot_confusion_matrix
+from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
+from .metrics import load_metric, trainer_compute_metrics, plot_confusion_matrix, bootstrap_ci
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 
-# %% ../nbs/12_ner.ipynb #fcfb86f8
+# %% ../nbs/12_ner.ipynb #c79e37f9
 PUBLISHED = dict(
     model="bert-base-cased", data="lhoestq/conll2003", data_config=None, data_revision=None, tokens_column="tokens",
     tags_column="ner_tags", label_names=None, split_seed=0, max_train_samples=None, max_length=256,
     label_all_subwords=False, learning_rate=3e-5, batch_size=32, epochs=3, weight_decay=0.01, warmup=0.1,
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="f1", precision="auto", seed=42,
-    output_dir="runs/ner")
+    output_dir="runs/ner", resume=False)
 
 PUBLISHED_RESULT = dict(metric="f1", value=92.4, split="CoNLL-2003 test",
                         source="Devlin et al. 2019 (BERT), Table 3, BERT-base fine-tuned")
@@ -180,7 +180,7 @@ class EntityMetrics(evaluate.Metric):
         out["per_type"] = {t: dict(prf(correct[t], found[t], gold[t]), number=gold[t]) for t in sorted(gold | found)}
         return out
 
-# %% ../nbs/12_ner.ipynb #119ea7a0
+# %% ../nbs/12_ner.ipynb #002e1467
 def _word_tags(logits, labels, label_names):
     "Per sentence, the predicted and gold tag names at the labelled positions."
     pred_ids = np.asarray(logits).argmax(-1)
@@ -195,6 +195,16 @@ def ner_compute_metrics(label_names: list):
     return trainer_compute_metrics("entities", lambda logits, labels: dict(
         zip(("predictions", "references"), _word_tags(logits, labels, label_names))), leave_out=("per_type",))
 
+def entity_f1_interval(predictions: list, references: list, n_boot: int = 1000, seed: int = 0) -> list:
+    "95% bootstrap interval of entity F1, resampling sentences (F1 is not a mean over sentences, so their entity counts are summed per draw)."
+    counts = np.array([(len(set(entity_spans(p)) & set(entity_spans(r))), len(entity_spans(p)), len(entity_spans(r)))
+                       for p, r in zip(predictions, references)], dtype=float)
+    def f1(idx):
+        correct, found, gold = counts[idx].sum(axis=0)
+        return 2 * correct / (found + gold) if found + gold else 0.0
+    ci = bootstrap_ci(stat=f1, n_examples=len(counts), n_boot=n_boot, seed=seed)
+    return [ci["low"], ci["high"]]
+
 def evaluate_ner(trainer, tokenized_split, label_names: list) -> tuple:
     "Score `trainer.model` on a tokenized split: (metrics with per-type scores, predicted tags per word, gold tags per word)."
     out = trainer.predict(tokenized_split)
@@ -202,6 +212,7 @@ def evaluate_ner(trainer, tokenized_split, label_names: list) -> tuple:
     preds, refs = _word_tags(logits, out.label_ids, label_names)
     metrics = load_metric("entities").compute(predictions=preds, references=refs)
     metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
+    metrics["f1_ci95"] = entity_f1_interval(preds, refs)
     return metrics, preds, refs
 
 # %% ../nbs/12_ner.ipynb #362419d7

@@ -23,23 +23,23 @@ import evaluate
 from datasets import Dataset, DatasetDict
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding, Pipeline
 
-# %% ../nbs/11_question_answering.ipynb #afea6aa4
+# %% ../nbs/11_question_answering.ipynb #c2198a2f
 from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
-from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
-from .metrics import load_metric, softmax
+from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
+from .metrics import load_metric, softmax, bootstrap_ci
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, register_task_pipeline
 from .recipes import resolve_preset
 
-# %% ../nbs/11_question_answering.ipynb #733bbc36
+# %% ../nbs/11_question_answering.ipynb #d59c9dff
 PUBLISHED = dict(
     model="bert-base-uncased", data="rajpurkar/squad", data_config=None, data_revision=None, id_column="id",
     question_column="question", context_column="context", answers_column="answers", split_seed=0,
     max_train_samples=None, max_eval_samples=None, max_length=384, doc_stride=128, n_best=20, max_answer_length=30,
     null_score_threshold=0.0, learning_rate=3e-5, batch_size=12, epochs=2, weight_decay=0.0, warmup=0.0,
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="f1", precision="auto", seed=42,
-    output_dir="runs/question_answering")
+    output_dir="runs/question_answering", resume=False)
 
 PUBLISHED_RESULT = dict(metric="f1", value=88.52, exact_match=81.22, split="SQuAD v1.1 validation",
                         source="transformers examples/pytorch/question-answering README (bert-base-uncased, 2 epochs)")
@@ -215,7 +215,7 @@ class SquadMetrics(evaluate.Metric):
             out.update(block([i for i, r in enumerate(references) if not len(r)], "NoAns_"))
         return out
 
-# %% ../nbs/11_question_answering.ipynb #015cb2aa
+# %% ../nbs/11_question_answering.ipynb #f125931e
 def qa_compute_metrics(examples, features, n_best: int = 20, max_answer_length: int = 30, null_threshold: float = None):
     "A `compute_metrics` for the Trainer: SQuAD exact match and F1 of the windows `features` of `examples`."
     metric = load_metric("squad")
@@ -236,6 +236,9 @@ def evaluate_qa(trainer, examples, features, n_best: int = 20, max_answer_length
     metrics = load_metric("squad").compute(predictions=[x["prediction_text"] for x in preds],
                                            references=[a["text"] for a in examples["answers"]])
     metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
+    f1s = [100 * squad_scores(x["prediction_text"], a["text"])[1] for x, a in zip(preds, examples["answers"])]
+    ci = bootstrap_ci(f1s)  # F1 is a mean over questions, so the questions are resampled
+    metrics["f1_ci95"] = [ci["low"], ci["high"]]
     return metrics, preds
 
 # %% ../nbs/11_question_answering.ipynb #3f273c8b

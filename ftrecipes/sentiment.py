@@ -14,30 +14,31 @@ import time
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 from datasets import DatasetDict
 
-# %% ../nbs/10_sentiment.ipynb #948b1553
+# %% ../nbs/10_sentiment.ipynb #22604141
 from .environment import describe_environment, seed_everything, training_precision
 from .data import load_data, check_columns, encode_labels, make_splits, show_examples, label_counts, limit_rows
 from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
-from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history
+from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
-                               majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors)
+                               majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors,
+                               length_buckets, slice_report)
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 
-# %% ../nbs/10_sentiment.ipynb #1170585a
+# %% ../nbs/10_sentiment.ipynb #e82b8cc9
 PUBLISHED = dict(
     model="bert-base-cased", data="nyu-mll/glue", data_config="sst2", data_revision=None, text_column="sentence",
-    label_column="label", label_names=None, label_threshold=None, split_seed=0, max_train_samples=None,
+    label_column="label", label_names=None, label_threshold=None, slice_column=None, split_seed=0, max_train_samples=None,
     max_length=128, learning_rate=2e-5, batch_size=32, epochs=3, weight_decay=0.0, warmup=0.0,
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="accuracy", precision="auto", seed=42,
-    output_dir="runs/sentiment")
+    output_dir="runs/sentiment", resume=False)
 
 PUBLISHED_RESULT = dict(metric="accuracy", value=0.9232, split="SST-2 validation",
                         source="transformers examples/pytorch/text-classification README (bert-base-cased, 3 epochs)")
 
 def sentiment_presets(env) -> dict:
     "The presets for this machine: `laptop` (minutes on a CPU) and `smoke` (seconds, machinery only)."
-    bundled = dict(data="sample:sentiment", data_config=None, text_column="text")
+    bundled = dict(data="sample:sentiment", data_config=None, text_column="text", slice_column="domain")
     laptop = dict(model=best_offline_text_encoder(hub=env.hub), max_length=64, batch_size=16, epochs=3,
                   learning_rate=5e-5, warmup=0.1, weight_decay=0.01)
     laptop.update(dict(max_train_samples=4000) if env.hub else dict(bundled, epochs=6))  # 320 sentences need more passes

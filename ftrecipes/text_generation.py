@@ -16,11 +16,11 @@ from pathlib import Path
 from datasets import DatasetDict
 from transformers import AutoTokenizer
 
-# %% ../nbs/15_text_generation.ipynb #0332417e
+# %% ../nbs/15_text_generation.ipynb #69bfc7d6
 from .environment import describe_environment, seed_everything
 from .data import load_data, make_splits, limit_rows, source_kind
 from .models import resolve_model, describe_model, best_offline_model
-from .training import TrainConfig, make_trainer, train_and_time, plot_loss_curves, loss_history, peak_memory_note
+from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 from .seq2seq import outputs_table
@@ -30,7 +30,7 @@ from .causal_lm import (ensure_pad_token, ensure_chat_template, to_chats, tokeni
                                  evaluate_perplexity, generation_settings, generate_texts, stream_reply, answer_scores,
                                  save_adapter, merged_model, TOKEN_COLUMNS, choose_separator)
 
-# %% ../nbs/15_text_generation.ipynb #ff1b2ae6
+# %% ../nbs/15_text_generation.ipynb #cfc18832
 PUBLISHED = dict(
     mode="instruction", model="HuggingFaceTB/SmolLM2-360M-Instruct", data="HuggingFaceH4/no_robots", data_config=None,
     data_revision=None, messages_column="messages", prompt_column="prompt", response_column="response",
@@ -39,7 +39,7 @@ PUBLISHED = dict(
     lora_target_modules="all-linear", gradient_checkpointing=True, precision="auto", learning_rate=2e-4, batch_size=8,
     epochs=1, weight_decay=0.0, warmup=0.03, lr_scheduler="cosine", grad_accum=2, max_steps=-1,
     early_stopping_patience=0, metric_for_best="loss", num_eval_prompts=8, max_new_tokens=256, temperature=0.2,
-    top_p=0.9, repetition_penalty=1.1, seed=42, output_dir="runs/text_generation")
+    top_p=0.9, repetition_penalty=1.1, seed=42, output_dir="runs/text_generation", resume=False)
 
 # text mode's published setup: WikiText-2 (its rows are lines that keep their line breaks)
 TEXT_MODE = dict(mode="text", data="Salesforce/wikitext", data_config="wikitext-2-raw-v1")

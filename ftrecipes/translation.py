@@ -14,25 +14,25 @@ import time
 from datasets import Dataset, DatasetDict
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
-# %% ../nbs/14_translation.ipynb #e50fd7d8
+# %% ../nbs/14_translation.ipynb #5a950b0b
 from .environment import describe_environment, seed_everything
 from .data import DataError, load_data, make_splits, limit_rows
 from .models import resolve_model, load_model, describe_model
-from .training import TrainConfig, train_and_time, plot_loss_curves, loss_history
+from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import load_metric
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 from .seq2seq import (source_prefix, seq2seq_precision, tokenize_pairs, report_truncation, generation_config,
                                make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving)
 
-# %% ../nbs/14_translation.ipynb #cc4f1978
+# %% ../nbs/14_translation.ipynb #c8be4029
 PUBLISHED = dict(
     model="Helsinki-NLP/opus-mt-en-ro", data="wmt/wmt16", data_config="ro-en", data_revision=None, source_lang="en",
     target_lang="ro", translation_column="translation", split_seed=0, max_train_samples=None, max_eval_samples=None,
     max_source_length=128, max_target_length=128, num_beams=4, max_new_tokens=128, length_penalty=1.0,
     no_repeat_ngram_size=0, learning_rate=2e-5, batch_size=16, epochs=1, weight_decay=0.01, warmup=0.0,
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="bleu", seed=42,
-    output_dir="runs/translation")
+    output_dir="runs/translation", resume=False)
 
 PUBLISHED_RESULT = dict(metric="bleu", value=28.1, split="WMT16 en-ro validation",
                         source="huggingface/notebooks examples/translation.ipynb (opus-mt-en-ro, 1 epoch)")
