@@ -9,7 +9,7 @@ __all__ = ['PUBLISHED', 'PUBLISHED_RESULT', 'AUGMENTATIONS', 'image_presets', 't
            'scratch_image_classifier', 'image_data_config', 'record_data_config', 'ensure_image_column',
            'check_image_columns', 'check_images', 'print_image_report', 'show_images', 'image_transforms',
            'ImageTransform', 'with_transforms', 'displayable', 'dataloader_workers', 'backbone_parameters',
-           'FreezeBackbone', 'image_trainer', 'plot_transfer', 'image_sources', 'timm_predict']
+           'FreezeBackbone', 'image_trainer', 'plot_transfer', 'image_sources', 'image_modes', 'timm_predict']
 
 # %% ../nbs/16_image_classification.ipynb #8f023c29
 import io
@@ -25,24 +25,25 @@ import datasets
 from datasets import DatasetDict
 from transformers import AutoConfig, AutoModelForImageClassification, TrainerCallback
 
-# %% ../nbs/16_image_classification.ipynb #6d8509cc
+# %% ../nbs/16_image_classification.ipynb #00ef7147
 from .environment import describe_environment, seed_everything
 from .data import DataError, load_data, check_columns, check_not_empty, encode_labels, make_splits, label_counts, limit_rows, source_kind
 from .models import ModelError, resolve_model, count_parameters, best_offline_model
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .metrics import (classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
-                               per_class_table, plot_confusion_matrix, most_confident_errors, softmax)
+                               per_class_table, plot_confusion_matrix, most_confident_errors, softmax,
+                               slice_report)
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
 
-# %% ../nbs/16_image_classification.ipynb #bf0aff11
+# %% ../nbs/16_image_classification.ipynb #ccf1e3b9
 PUBLISHED = dict(
     model="timm/swin_tiny_patch4_window7_224.ms_in1k", data="timm/eurosat-rgb", data_config=None, data_revision=None,
     image_column="image", label_column="label", label_names=None, split_seed=0, max_train_samples=None,
     max_eval_samples=None, image_size=None, crop_pct=None, augment="timm", bad_images="skip", learning_rate=5e-5,
     batch_size=32, grad_accum=4, epochs=3, max_steps=-1, weight_decay=0.0, warmup=0.1, lr_scheduler="linear",
     freeze_backbone_epochs=0, channels_last=True, compare_scratch=True, early_stopping_patience=0,
-    metric_for_best="accuracy", seed=42, output_dir="runs/image_classification", resume=False)
+    metric_for_best="accuracy", seed=42, output_dir="runs/image_classification", resume=False, slice_column=None)
 
 PUBLISHED_RESULT = dict(metric="accuracy", value=0.974, split="EuroSAT, the notebook's 10% validation split",
                         source="huggingface/notebooks examples/image_classification.ipynb (Swin-T, ImageNet-1k weights, 3 epochs)")
@@ -300,6 +301,11 @@ def image_sources(ds, column: str) -> list:
     "Each row's image file path, or 'row N' where the image has no file (bytes from parquet or the Hub)."
     items = ds.cast_column(column, datasets.Image(decode=False))[column]
     return [(it or {}).get("path") or f"row {i + 1}" for i, it in enumerate(items)]
+
+# %% ../nbs/16_image_classification.ipynb #88cada8a
+def image_modes(ds, column: str) -> list:
+    "Each row's colour mode as stored (RGB, L for greyscale, P for palette, ...), read from the file header only."
+    return [_open_image(it).mode for it in ds.cast_column(column, datasets.Image(decode=False))[column]]
 
 # %% ../nbs/16_image_classification.ipynb #9869462d
 def timm_predict(model_dir, files: list) -> list:

@@ -65,6 +65,7 @@ def test_bad_image_data_stops_before_training_with_one_clear_line(ftrecipes_cmd,
              (no_images, [], "no_images: found no images"),
              ("sample:shapes", ["-p", "image_column=picture"], "picture"),
              ("sample:shapes", ["-p", "augment=mixup"], "augment='mixup': use one of"),
+             ("sample:shapes", ["-p", "slice_column=camera"], "no column 'camera' (parameter slice_column)"),
              ("sample:shapes", ["-p", "model=tiny:bert"], "not a timm model")]
     assert_stops_before_training(ftrecipes_cmd, "image_classification", cases, tmp_path)
 
