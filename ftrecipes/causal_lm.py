@@ -307,7 +307,7 @@ def apply_lora(model, r: int = 16, alpha: int = 32, dropout: float = 0.05, targe
           f"{trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%)")
     return model
 
-# %% ../nbs/09_causal_lm.ipynb #9c0d8341
+# %% ../nbs/09_causal_lm.ipynb #009de6f4
 def causal_lm_collator(tokenizer, device: str = "cpu"):
     "Pads `input_ids` with the pad token and `labels` with -100 (to a multiple of 8 on a GPU, for tensor cores)."
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100,
@@ -317,8 +317,12 @@ def causal_lm_arguments(gradient_checkpointing: bool) -> dict:
     "`TrainingArguments` for a causal LM: evaluation keeps only the loss; gradient checkpointing (non-reentrant) when asked."
     # without prediction_loss_only the Trainer gathers every evaluation logit: batch x length x vocabulary floats,
     # 1.2 GB for 25 blocks of 256 tokens with a 49k vocabulary
-    return dict(prediction_loss_only=True, gradient_checkpointing=gradient_checkpointing,
-                gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None)
+    from dataclasses import fields
+    from transformers import TrainingArguments
+    # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing (the old name goes in v6): use what exists
+    name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(TrainingArguments)} else "gradient_checkpointing"
+    return {"prediction_loss_only": True, name: gradient_checkpointing,
+            f"{name}_kwargs": {"use_reentrant": False} if gradient_checkpointing else None}
 
 # %% ../nbs/09_causal_lm.ipynb #5b07c178
 def evaluate_perplexity(trainer, dataset) -> dict:
@@ -386,7 +390,7 @@ def answer_scores(outputs: list, references: list) -> dict:
                 rougeL=rouge["rougeL"], stopped=100 * sum(o["stopped"] for o in outputs) / len(outputs),
                 new_tokens=sum(o["new_tokens"] for o in outputs) / len(outputs))
 
-# %% ../nbs/09_causal_lm.ipynb #edeab174
+# %% ../nbs/09_causal_lm.ipynb #675b3180
 def merged_model(model, base_path: str, adapter_dir, finetuning: str):
     "The model to save whole: for LoRA/QLoRA the base from `base_path` with the adapter in `adapter_dir` merged in."
     if finetuning == "full": return model
@@ -396,7 +400,10 @@ def merged_model(model, base_path: str, adapter_dir, finetuning: str):
 
 def save_adapter(model, tokenizer, out_dir) -> Path:
     "Save the LoRA adapter (and the tokenizer with its chat template) to `out_dir/adapter`."
+    from ftrecipes.environment import is_main_process, wait_for_main_process
     adapter = Path(out_dir)/"adapter"
-    model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
+    if is_main_process():  # with several processes, one writes; the others wait to read it back
+        model.save_pretrained(adapter)
+        tokenizer.save_pretrained(adapter)
+    wait_for_main_process()
     return adapter

@@ -8,8 +8,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/image_classification.html.md"""
 __all__ = ['PUBLISHED', 'PUBLISHED_RESULT', 'AUGMENTATIONS', 'image_presets', 'timm_model_id', 'load_image_classifier',
            'scratch_image_classifier', 'image_data_config', 'record_data_config', 'ensure_image_column',
            'check_image_columns', 'check_images', 'print_image_report', 'show_images', 'image_transforms',
-           'ImageTransform', 'with_transforms', 'displayable', 'dataloader_workers', 'backbone_parameters',
-           'FreezeBackbone', 'image_trainer', 'plot_transfer', 'image_sources', 'image_modes', 'timm_predict']
+           'ImageTransform', 'with_transforms', 'displayable', 'backbone_parameters', 'FreezeBackbone', 'image_trainer',
+           'plot_transfer', 'image_sources', 'image_modes', 'timm_predict']
 
 # %% ../nbs/16_image_classification.ipynb #8f023c29
 import io
@@ -243,11 +243,7 @@ def displayable(x, data_config: dict):
     mean, std = (torch.tensor(data_config[k]).view(-1, 1, 1) for k in ("mean", "std"))
     return (x * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
-# %% ../nbs/16_image_classification.ipynb #c69cdf15
-def dataloader_workers(device: str) -> int:
-    "Background processes that decode and augment images: a few on a GPU machine, none on a CPU (they would compete with training)."
-    return min(4, max(1, (os.cpu_count() or 2) - 1)) if device == "cuda" else 0
-
+# %% ../nbs/16_image_classification.ipynb #94869eac
 def backbone_parameters(model) -> list:
     "The parameters of `model` outside its classification head."
     head = {id(q) for q in model.timm_model.get_classifier().parameters()}
@@ -273,11 +269,10 @@ def image_trainer(model, p, output_dir, train_dataset, eval_dataset, label_names
     "A Trainer for an image classifier with the recipe's parameters `p` on the machine `env`."
     if p.channels_last: model = model.to(memory_format=torch.channels_last)
     cfg = TrainConfig.from_params(dict(p, group_by_length=False))
-    workers = dataloader_workers(env.device)
+    # background loader workers that decode and augment images come with make_trainer's fast settings on a GPU
     trainer = make_trainer(model, cfg, output_dir, train_dataset, eval_dataset,
                            compute_metrics=classification_compute_metrics(label_names), precision=env.precision,
-                           device=env.device, remove_unused_columns=False, dataloader_num_workers=workers,
-                           dataloader_persistent_workers=workers > 0)
+                           device=env.device, remove_unused_columns=False)
     if p.freeze_backbone_epochs: trainer.add_callback(FreezeBackbone(p.freeze_backbone_epochs))
     return trainer
 

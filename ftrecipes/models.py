@@ -9,7 +9,8 @@ __all__ = ['OFFLINE_WEIGHTS', 'TINY_ARCHS', 'CHATML_TEMPLATE', 'TINY_IMAGE_ARCHS
            'best_offline_model', 'best_offline_text_encoder', 'gguf_to_folder', 'save_timm_folder',
            'timm_weights_to_folder', 'train_wordpiece_tokenizer', 'train_seq2seq_tokenizer', 'train_chat_tokenizer',
            'tiny_cache_dir', 'build_tiny_model', 'build_tiny_image_model', 'resolve_model', 'load_model',
-           'load_for_task', 'count_parameters', 'estimate_training_memory', 'describe_model']
+           'load_for_task', 'count_parameters', 'estimate_training_memory', 'describe_model', 'device_memory',
+           'choose_gradient_checkpointing']
 
 # %% ../nbs/02_models.ipynb #19d704bc
 import hashlib
@@ -396,3 +397,24 @@ def describe_model(model, batch_size: int, seq_len: int, precision: str = "fp32"
     print(f"Estimated training memory at batch {batch_size} x {seq_len} tokens, {precision}: "
           + ", ".join(f"{k} {_fmt_bytes(v)}" for k, v in est.items()))
     return dict(architecture=arch, parameters=total, trainable_parameters=trainable, memory_estimate_bytes=est)
+
+# %% ../nbs/02_models.ipynb #e1ea630a
+def device_memory(device: str):
+    "Bytes of memory training on `device` can use: the GPU's, else the machine's RAM; None where unknown."
+    import os
+    if device == "cuda": return torch.cuda.get_device_properties(0).total_memory
+    try: return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError): return None  # Windows
+
+def choose_gradient_checkpointing(requested, model, batch_size: int, seq_len: int, precision: str = "fp32",
+                                  device: str = "cpu", weight_bits: int = 32, memory: int = None) -> tuple:
+    "(gradient checkpointing on?, why): `requested` if True or False; with 'auto', on only when training without it would not fit in 80% of `memory` (default: the device's)."
+    if isinstance(requested, bool): return requested, ("on" if requested else "off") + ": as requested"
+    if requested != "auto": raise ValueError(f"gradient_checkpointing={requested!r}: use 'auto', True or False.")
+    need = estimate_training_memory(model, batch_size, seq_len, precision, False, weight_bits)["total"]
+    memory = memory or device_memory(device)
+    if memory is None: return True, "on: this system does not say how much memory it has"
+    where = "the GPU" if device == "cuda" else "this machine"
+    if need > 0.8 * memory:
+        return True, f"on: training without it needs about {_fmt_bytes(need)}, more than 80% of the {_fmt_bytes(memory)} of {where}"
+    return False, f"off: about {_fmt_bytes(need)} fits in the {_fmt_bytes(memory)} of {where}; recomputing would cost about a third more time"

