@@ -43,7 +43,7 @@ def read_params_file(path) -> dict:
     if not isinstance(params, dict): raise ValueError(f"--params {path}: expected a JSON object of parameter -> value.")
     return params
 
-# %% ../nbs/07_cli.ipynb #621b3a10
+# %% ../nbs/07_cli.ipynb #028b9f80
 def main(argv=None) -> int:
     "Entry point of the `ftrecipes` command."
     parser = argparse.ArgumentParser(prog="ftrecipes", description="Fine-tuning recipes, run as notebooks.")
@@ -67,7 +67,9 @@ def main(argv=None) -> int:
     except (RecipeError, ValueError, FileNotFoundError) as e:
         print(f"ftrecipes: error: {e}", file=sys.stderr)
         return 1
-    print(f"\n{args.task}: model {results.get('base_model')} on {results.get('data')} (preset {results.get('preset')})")
-    print(_format_metrics(results))
-    print(f"saved model: {results.get('saved_model')}")
+    from ftrecipes.environment import is_main_process
+    if is_main_process():  # under torchrun, one summary
+        print(f"\n{args.task}: model {results.get('base_model')} on {results.get('data')} (preset {results.get('preset')})")
+        print(_format_metrics(results))
+        print(f"saved model: {results.get('saved_model')}")
     return 0

@@ -6,7 +6,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/environment.html.md"""
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'OFFLINE_VARS', 'detect_device', 'pick_precision', 'training_precision', 'in_colab', 'offline_mode',
-           'hub_reachable', 'set_offline', 'cache_dir', 'seed_everything', 'RunEnvironment', 'quiet_libraries',
+           'hub_reachable', 'set_offline', 'cache_dir', 'seed_everything', 'world_size', 'process_rank',
+           'is_main_process', 'main_process_value', 'wait_for_main_process', 'RunEnvironment', 'quiet_libraries',
            'describe_environment']
 
 # %% ../nbs/00_environment.ipynb #dfea366b
@@ -108,7 +109,38 @@ def seed_everything(seed: int = 42):
     set_seed(seed)
     return seed
 
-# %% ../nbs/00_environment.ipynb #4d5e6d9d
+# %% ../nbs/00_environment.ipynb #e739b2ff
+def world_size() -> int:
+    "How many processes train together (1 unless started by torchrun or accelerate launch)."
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+def process_rank() -> int:
+    "This process's place among them (0 is the main process)."
+    return int(os.environ.get("RANK", "0"))
+
+def is_main_process() -> bool: return process_rank() == 0
+
+def _process_group():
+    "torch.distributed, with the process group the Trainer will use started if needed (accelerate picks NCCL or gloo)."
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        from accelerate import PartialState
+        PartialState()
+    return dist
+
+def main_process_value(make):
+    "`make()` run on the main process only, its result handed to every process (a single process just runs it)."
+    if world_size() == 1: return make()
+    dist = _process_group()
+    box = [make() if is_main_process() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+def wait_for_main_process():
+    "Every process waits here until all reach it (after the main process wrote files the others read)."
+    if world_size() > 1: _process_group().barrier()
+
+# %% ../nbs/00_environment.ipynb #e464155b
 @dataclass
 class RunEnvironment:
     "What the recipe found about the machine it runs on."
@@ -120,11 +152,14 @@ class RunEnvironment:
     cpu_threads: int
     torch_version: str
     python_version: str
+    processes: int = 1
+
 
     def summary(self) -> str:
         hw = self.gpu_name or f"CPU ({self.cpu_threads} threads)"
         return (f"device={self.device} ({hw}), precision={self.precision}, colab={self.colab}, "
-                f"hub={'reachable' if self.hub else 'unreachable (offline mode)'}")
+                f"hub={'reachable' if self.hub else 'unreachable (offline mode)'}"
+                + (f", processes={self.processes} (distributed data parallel)" if self.processes > 1 else ""))
 
     def as_dict(self) -> dict: return asdict(self)
 
@@ -136,7 +171,7 @@ def quiet_libraries():
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-# %% ../nbs/00_environment.ipynb #92f06dea
+# %% ../nbs/00_environment.ipynb #fbfebaf4
 def describe_environment(check_hub: bool = True, quiet: bool = False) -> RunEnvironment:
     "Detect device, precision, Colab and the Hub; switch to offline mode when the Hub is unreachable."
     quiet_libraries()
@@ -146,6 +181,6 @@ def describe_environment(check_hub: bool = True, quiet: bool = False) -> RunEnvi
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else ("Apple GPU (MPS)" if device == "mps" else "")
     env = RunEnvironment(device=device, precision=pick_precision(device), colab=in_colab(), hub=hub,
                          gpu_name=gpu, cpu_threads=torch.get_num_threads(), torch_version=torch.__version__,
-                         python_version=platform.python_version())
+                         python_version=platform.python_version(), processes=world_size())
     if not quiet: print(env.summary())
     return env

@@ -6,7 +6,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/recipes.html.md"""
 
 # %% auto #0
 __all__ = ['GIVEN', 'RECIPE_PATTERN', 'Params', 'resolve_preset', 'notebooks_dir', 'recipes', 'recipe_parameters', 'recipe_path',
-           'RecipeError', 'parse_param', 'check_params', 'run_recipe', 'cli_args']
+           'RecipeError', 'parse_param', 'check_params', 'execute_in_process', 'run_recipe', 'cli_args']
 
 # %% ../nbs/06_recipes.ipynb #df1376eb
 import ast
@@ -23,11 +23,12 @@ class Params(dict):
         try: return self[k]
         except KeyError: raise AttributeError(f"no parameter {k!r}; parameters: {', '.join(self)}") from None
 
-# %% ../nbs/06_recipes.ipynb #f9fd5bba
+# %% ../nbs/06_recipes.ipynb #4b516308
 GIVEN = "_given_parameters"  # the names run_recipe passed, injected beside them
 
 def _type_ok(given, default) -> bool:
     if default is None or given is None: return True
+    if default == "auto" and isinstance(given, bool): return True  # e.g. gradient_checkpointing: 'auto', True or False
     if isinstance(default, bool): return isinstance(given, bool)
     if isinstance(default, (int, float)): return isinstance(given, (int, float)) and not isinstance(given, bool)
     return isinstance(given, type(default))
@@ -98,7 +99,7 @@ def recipe_path(task: str) -> Path:
     if task not in found: raise ValueError(f"No recipe {task!r}. Recipes: {', '.join(found) or 'none found'}.")
     return found[task]
 
-# %% ../nbs/06_recipes.ipynb #adeab4f7
+# %% ../nbs/06_recipes.ipynb #2dfe775c
 class RecipeError(RuntimeError):
     "A recipe notebook failed; the message names the cell and the error."
 
@@ -144,21 +145,26 @@ def _execute_papermill(task, nb_path, executed, params, stream_output, kernel_na
         raise RecipeError(f"{task}: cell {e.exec_count} failed: {e.ename}: {_last_line(e.evalue)}"
                           f" (the executed notebook with the full traceback: {executed})") from None
 
-def _execute_in_process(task, nb_path, executed, params):
-    "Run the notebook's code cells in an IPython shell inside this process (execnb, the executor nbdev uses)."
+def execute_in_process(nb_path, executed, params: dict = None, name: str = None):
+    "Run notebook `nb_path` in an IPython shell inside this process (execnb, the executor nbdev uses), `params` injected after its parameters cell and `skip-execution` cells skipped as papermill does; write it to `executed`."
     import gc
     from execnb.shell import CaptureShell, read_nb, write_nb
-    nb = read_nb(nb_path)
-    cell = next(c for c in nb.cells if "parameters" in (c.get("metadata", {}).get("tags") or []))
-    cell.source += "\n\n# Parameters (injected)\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
+    nb, name = read_nb(nb_path), name or Path(nb_path).name
+    tags = lambda c: c.get("metadata", {}).get("tags") or []
+    if params:
+        cell = next((c for c in nb.cells if "parameters" in tags(c)), None)
+        if cell is None: raise RecipeError(f"{name}: no cell tagged 'parameters' to inject {', '.join(params)} into.")
+        cell.source += "\n\n# Parameters (injected)\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
     shell = CaptureShell()
     try:
-        for n, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        for n, cell in enumerate(code, 1):
+            if "skip-execution" in tags(cell): continue
             shell.cell(cell)
             if shell.exc:
                 write_nb(nb, executed)
                 if type(shell.exc).__name__ == "TrialPruned": raise shell.exc  # a search stopped this run on purpose
-                raise RecipeError(f"{task}: cell {n} failed: {type(shell.exc).__name__}: {_last_line(shell.exc)}"
+                raise RecipeError(f"{name}: cell {n} failed: {type(shell.exc).__name__}: {_last_line(shell.exc)}"
                                   f" (the executed notebook with its outputs: {executed})") from None
         write_nb(nb, executed)
     finally:
@@ -171,14 +177,17 @@ def _execute_in_process(task, nb_path, executed, params):
 
 def run_recipe(task: str, params: dict = None, output_dir=None, stream_output: bool = False, kernel_name: str = None,
                in_process: bool = False) -> dict:
-    "Execute recipe `task` with `params`; return its results (the run's results.json). `stream_output` prints the cells' output; `in_process` skips the kernel start (for many runs in one process)."
+    "Execute recipe `task` with `params`; return its results (the run's results.json). `stream_output` prints the cells' output; `in_process` skips the kernel start (for many runs in one process, and always under torchrun)."
     from ftrecipes.saving import fresh_output_dir
+    from ftrecipes.environment import world_size, process_rank, wait_for_main_process
     params = check_params(task, dict(params or {}))
     out = fresh_output_dir(output_dir or Path("runs")/task, resume=params.get("resume", False))
     params = dict(params, output_dir=str(out.resolve()), **{GIVEN: sorted(params)})
-    executed = out/f"{task}.ipynb"
-    if in_process: _execute_in_process(task, recipe_path(task), executed, params)
+    executed = out/(f"{task}.ipynb" if process_rank() == 0 else f"{task}.rank{process_rank()}.ipynb")
+    # under torchrun every process runs the notebook itself: a kernel would be a second process outside the group
+    if in_process or world_size() > 1: execute_in_process(recipe_path(task), executed, params, name=task)
     else: _execute_papermill(task, recipe_path(task), executed, params, stream_output, kernel_name)
+    wait_for_main_process()  # the main process writes results.json
     results_file = out/"results.json"
     if not results_file.exists(): raise RecipeError(f"{task}: ran, but wrote no {results_file}.")
     return json.loads(results_file.read_text())

@@ -16,7 +16,7 @@ import datetime
 from importlib import metadata
 from pathlib import Path
 
-# %% ../nbs/05_saving.ipynb #c388b681
+# %% ../nbs/05_saving.ipynb #a51554e7
 RUN_MARKERS = ("results.json", "model", "checkpoints")
 
 def holds_run(path) -> bool:
@@ -38,7 +38,11 @@ def _colab_hint(p: Path):
               "output_dir='/content/drive/MyDrive/...' with resume=True.")
 
 def fresh_output_dir(path, resume: bool = False) -> Path:
-    "`path` if it holds no run, else the first free `path-2`, `path-3`, ... (created). With `resume`, the newest of those that holds an unfinished run, if any."
+    "`path` if it holds no run, else the first free `path-2`, `path-3`, ... (created). With `resume`, the newest of those that holds an unfinished run, if any. With several processes, the main one chooses for all."
+    from ftrecipes.environment import main_process_value
+    return main_process_value(lambda: _choose_output_dir(path, resume))
+
+def _choose_output_dir(path, resume: bool) -> Path:
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir(): raise FileExistsError(f"{p} is a file; give a folder for the outputs.")
     _colab_hint(p)
@@ -112,7 +116,7 @@ def model_card(results: dict) -> str:
               r.get("usage_call", "pipe(\"An example input.\")"), "```", ""]
     return "\n".join(parts)
 
-# %% ../nbs/05_saving.ipynb #2008f266
+# %% ../nbs/05_saving.ipynb #866feedc
 def _jsonable(o):
     import numpy as np
     if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
@@ -125,20 +129,25 @@ def _jsonable(o):
 
 def save_run(out_dir, model, processing_class, results: dict) -> Path:
     "Save model + tokenizer/processor + model card to `out_dir/model` and `results` (updated in place) to `out_dir/results.json`."
+    from ftrecipes.environment import is_main_process, wait_for_main_process
     out_dir = Path(out_dir)
     model_dir = out_dir/"model"
-    model.save_pretrained(model_dir)
-    if processing_class is not None: processing_class.save_pretrained(model_dir)
     results.update(saved_model=str(model_dir.resolve()),
                    created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     results.setdefault("versions", library_versions())
-    (model_dir/"README.md").write_text(model_card(results))
-    write_results(out_dir, results)
+    if is_main_process():  # with several processes, one writes; the others wait to read it back
+        model.save_pretrained(model_dir)
+        if processing_class is not None: processing_class.save_pretrained(model_dir)
+        (model_dir/"README.md").write_text(model_card(results))
+        write_results(out_dir, results)
+    wait_for_main_process()
     return model_dir
 
 def write_results(out_dir, results: dict) -> Path:
-    "Write `results` as JSON to `out_dir/results.json` (atomically)."
+    "Write `results` as JSON to `out_dir/results.json` (atomically; with several processes, the main one writes)."
+    from ftrecipes.environment import is_main_process
     path = Path(out_dir)/"results.json"
+    if not is_main_process(): return path
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_jsonable(results), indent=2))
     tmp.replace(path)
