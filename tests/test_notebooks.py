@@ -1,41 +1,36 @@
-"""Every notebook in nbs/, executed by papermill, offline, two at a time with one thread each.
+"""The smoke suite: every notebook in nbs/ executed, offline, in two warm worker processes with one thread each
+(tests/notebook_runner.py: the imports are paid once per worker, not once per notebook).
 
-Recipe notebooks (nbs/1x_*.ipynb) run with their smoke preset: a tiny model on the bundled sample. These
-runs test the machinery; tests/test_quality.py tests learning with real weights on real data.
-A new notebook is picked up with no edit here."""
+Recipe notebooks (nbs/1x_*.ipynb) run with their smoke preset: a tiny model on the bundled sample. These runs test the
+machinery; tests/test_quality.py tests learning with real weights on real data. A new notebook is picked up with no edit here."""
 import json
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from conftest import NBS, subprocess_env
+from notebook_runner import run_all
 
 NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb") if not p.name.startswith(("_", ".")))
 RECIPES = [n for n in NOTEBOOKS if n[0] == "1"]
-
-
-def _run(name, out_dir):
-    cmd = [sys.executable, "-m", "papermill", str(NBS/name), str(out_dir/name), "--cwd", str(NBS), "--no-progress-bar"]
-    if name in RECIPES:
-        cmd += ["-p", "preset", "smoke", "-p", "output_dir", str(out_dir/name.removesuffix(".ipynb"))]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads=1))
-    return dict(ok=proc.returncode == 0, log=proc.stderr[-4000:], seconds=time.perf_counter() - start,
-                output_dir=out_dir/name.removesuffix(".ipynb"))
 
 
 @pytest.fixture(scope="session")
 def executed(tmp_path_factory):
     "Run every notebook once per session, two at a time (the suite's notebooks share its two cores)."
     out = tmp_path_factory.mktemp("executed")
+    output_dirs = {n: out/n.removesuffix(".ipynb") for n in NOTEBOOKS}
+    # notebooks that run whole recipes themselves (the experiments) take longest: they start first, the rest fill in
+    order = sorted(NOTEBOOKS, key=lambda n: -(NBS/n).read_text().count("run_recipe("))
+    jobs = [(str(NBS/n), str(out/n), dict(preset="smoke", output_dir=str(output_dirs[n])) if n in RECIPES else None)
+            for n in order]
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = dict(zip(NOTEBOOKS, pool.map(lambda n: _run(n, out), NOTEBOOKS)))
+    runs = dict(zip(order, run_all(jobs)))
+    for n, r in runs.items(): r["output_dir"] = output_dirs[n]
     print(f"\n{len(runs)} notebooks in {time.perf_counter() - start:.1f} s wall: "
-          + ", ".join(f"{n} {r['seconds']:.1f}s" for n, r in runs.items()))
+          + ", ".join(f"{n} {runs[n]['seconds']:.1f}s" for n in NOTEBOOKS))
     return runs
 
 
@@ -48,11 +43,42 @@ def test_found_the_notebooks():
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(executed, name):
     run = executed[name]
-    assert run["ok"], f"{name} failed under papermill:\n{run['log']}"
+    assert run["ok"], f"{name} failed:\n{run['log']}"
+
+
+# Reload in a fresh process, with nothing from the notebooks: each saved folder must stand alone. A task whose pipeline
+# transformers no longer ships (question answering) names the module that registers it. One process for every recipe.
+RELOAD = """
+import sys, json, importlib
+from transformers import pipeline
+for line in sys.stdin:
+    r = json.loads(line)
+    try:
+        if r.get("pipeline_import"): importlib.import_module(r["pipeline_import"])
+        out = pipeline(r["pipeline_task"], model=r["saved_model"])(r["input"])
+        print(json.dumps(dict(name=r["name"], output=out), default=str), flush=True)
+    except Exception as e:
+        print(json.dumps(dict(name=r["name"], error=f"{type(e).__name__}: {e}")), flush=True)
+"""
+
+
+@pytest.fixture(scope="session")
+def reloaded(executed):
+    "name -> what the recipe's saved model, loaded by `pipeline` in a new process, answered (or the error)."
+    jobs = []
+    for name in RECIPES:
+        if not executed[name]["ok"]: continue
+        r = json.loads((executed[name]["output_dir"]/"results.json").read_text())
+        jobs.append(dict(name=name, pipeline_task=r["pipeline_task"], pipeline_import=r.get("pipeline_import"),
+                         saved_model=r["saved_model"], input=r["reload_check"]["inputs"][0]))
+    proc = subprocess.run([sys.executable, "-c", RELOAD], input="\n".join(map(json.dumps, jobs)), capture_output=True,
+                          text=True, env=subprocess_env())
+    answers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {a["name"]: a for a in answers} | dict(_stderr=proc.stderr[-3000:])
 
 
 @pytest.mark.parametrize("name", RECIPES)
-def test_smoke_recipe_saves_reloadable_model_and_metrics(executed, name):
+def test_smoke_recipe_saves_reloadable_model_and_metrics(executed, reloaded, name):
     run = executed[name]
     if not run["ok"]: pytest.fail(f"{name} did not execute")
     results = json.loads((run["output_dir"]/"results.json").read_text())
@@ -61,16 +87,10 @@ def test_smoke_recipe_saves_reloadable_model_and_metrics(executed, name):
     assert (run["output_dir"]/"model"/"config.json").exists()
     assert (run["output_dir"]/"model"/"README.md").exists(), "no model card"
     assert results["reload_check"]["outputs"], "the saved model was not reloaded and run"
-    # Reload in a fresh process, with nothing from the notebook: the saved folder must stand alone. A task whose
-    # pipeline transformers no longer ships (question answering) names the module that registers it.
-    code = ("import sys, json, importlib; from transformers import pipeline; "
-            "r = json.loads(sys.argv[1]); r.get('pipeline_import') and importlib.import_module(r['pipeline_import']); "
-            "p = pipeline(r['pipeline_task'], model=r['saved_model']); print(json.dumps(p(r['input']), default=str))")
-    args = dict(pipeline_task=results["pipeline_task"], pipeline_import=results.get("pipeline_import"),
-                saved_model=results["saved_model"], input=results["reload_check"]["inputs"][0])
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, env=subprocess_env())
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) is not None
+    answer = reloaded.get(name)
+    assert answer is not None, f"the reloading process never reached {name}: {reloaded['_stderr']}"
+    assert "error" not in answer, answer["error"]
+    assert answer["output"] is not None
 
 
 def test_smoke_sentiment_learns_something_on_the_bundled_sample(executed):

@@ -1,0 +1,69 @@
+"""Execute notebooks in warm worker processes, for the smoke suite.
+
+A notebook under papermill starts a kernel and imports torch, transformers and datasets (5-8 s of the 2 cores) before its
+first line of work; across the 19 notebooks that was most of the suite. Here each of two worker processes (one thread
+each, so two share the two cores) pays the imports once and then runs notebook after notebook, each in a fresh IPython
+shell inside the worker (`ftrecipes.recipes.execute_in_process`, on execnb, the executor nbdev uses), with papermill's
+rules: parameters injected after the `parameters` cell, `skip-execution` cells skipped, the notebook folder as the
+working directory. `ftrecipes run`, the resume test and the quality tier still run notebooks through papermill."""
+import os
+import re
+import time
+from contextlib import contextmanager
+from multiprocessing import get_context
+from concurrent.futures import ProcessPoolExecutor
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def warm_up():
+    "Import, once per worker, what every notebook imports."
+    import torch
+    torch.set_num_threads(1)
+    import matplotlib.pyplot  # noqa: F401
+    import datasets, evaluate, transformers  # noqa: F401
+    from transformers import Trainer  # noqa: F401  (the slow one: accelerate, the trainer machinery)
+    import ftrecipes.training, ftrecipes.metrics, ftrecipes.data, ftrecipes.saving, ftrecipes.recipes  # noqa: F401
+
+
+def _error_outputs(executed) -> str:
+    "The traceback a failed cell left in the executed notebook."
+    import json
+    try: nb = json.loads(open(executed).read())
+    except (OSError, ValueError): return ""
+    errors = [o for c in nb.get("cells", []) for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    return "\n".join(ANSI.sub("", "\n".join(o.get("traceback", []))) for o in errors)
+
+
+def execute(nb_path, executed, params=None) -> dict:
+    "Run one notebook in this worker; never raises: the outcome, the error with its traceback, and the seconds."
+    from ftrecipes.recipes import execute_in_process
+    os.chdir(os.path.dirname(nb_path))
+    start = time.perf_counter()
+    try:
+        execute_in_process(nb_path, executed, params)
+        ok, log = True, ""
+    except BaseException as e:  # a failing notebook must not take the worker down
+        ok, log = False, f"{type(e).__name__}: {e}\n{_error_outputs(executed)}"
+    return dict(ok=ok, log=log[-6000:], seconds=time.perf_counter() - start)
+
+
+@contextmanager
+def environment(**values):
+    "Set environment variables while the workers start (they inherit them), then restore."
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+
+def run_all(jobs: list, workers: int = 2) -> list:
+    "Run `jobs` (tuples of notebook, executed path, parameters) on `workers` warm processes with one thread each."
+    one_thread = dict(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore",
+                      MPLBACKEND="agg")
+    with environment(**one_thread), ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=warm_up) as pool:
+        futures = [pool.submit(execute, *job) for job in jobs]
+        return [f.result() for f in futures]
