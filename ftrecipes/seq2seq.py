@@ -15,7 +15,7 @@ __all__ = ['T5_FAMILY', 'LANGUAGE_NAMES', 'check_pairs', 'source_prefix', 'seq2s
 import re
 from collections import Counter
 
-# %% ../nbs/08_seq2seq.ipynb #30801c9e
+# %% ../nbs/08_seq2seq.ipynb #55001be5
 import numpy as np
 import datasets
 import evaluate
@@ -24,7 +24,7 @@ from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Generat
                           Seq2SeqTrainingArguments)
 from .data import DataError
 from .metrics import load_metric
-from .training import OrderedEvalTrainer, make_trainer
+from .training import InOrderEvaluation, make_trainer
 from .saving import register_task_pipeline
 
 # %% ../nbs/08_seq2seq.ipynb #222eca85
@@ -133,10 +133,9 @@ class SacreBleuMetrics(evaluate.Metric):
         return {"bleu": sacrebleu.corpus_bleu(predictions, [references]).score,
                 "chrf": sacrebleu.corpus_chrf(predictions, [references]).score}
 
-# %% ../nbs/08_seq2seq.ipynb #ad7d82dc
-class OrderedSeq2SeqTrainer(Seq2SeqTrainer):
+# %% ../nbs/08_seq2seq.ipynb #828a81ae
+class OrderedSeq2SeqTrainer(InOrderEvaluation, Seq2SeqTrainer):
     "`Seq2SeqTrainer` that evaluates in dataset order (see `OrderedEvalTrainer`)."
-    _get_eval_sampler = OrderedEvalTrainer._get_eval_sampler
 
 def decode_generated(tokenizer, token_ids) -> list:
     "Texts from generated (or label) ids; -100 padding becomes the pad token first."
