@@ -6,9 +6,10 @@ Docs: https://ftrecipes.github.io/ftrecipes/training.html.md"""
 
 # %% auto #0
 __all__ = ['COMPILE_MIN_STEPS', 'TrainConfig', 'training_arguments', 'InOrderEvaluation', 'OrderedEvalTrainer', 'fast_settings',
-           'trainer_callbacks', 'make_trainer', 'padding_waste', 'trainer_padding_waste', 'optimizer_steps',
-           'lr_schedule', 'plot_lr_schedule', 'checkpoint_is_complete', 'last_complete_checkpoint', 'train_and_time',
-           'peak_process_memory', 'peak_memory_note', 'predict_in_order', 'loss_history', 'plot_loss_curves']
+           'NonFiniteLossError', 'StopOnNonFiniteLoss', 'trainer_callbacks', 'make_trainer', 'padding_waste',
+           'trainer_padding_waste', 'optimizer_steps', 'lr_schedule', 'plot_lr_schedule', 'checkpoint_is_complete',
+           'last_complete_checkpoint', 'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order',
+           'loss_history', 'plot_loss_curves']
 
 # %% ../nbs/03_training.ipynb #b29c8385
 import math
@@ -17,8 +18,8 @@ from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, fields
 
-# %% ../nbs/03_training.ipynb #ccd8b99f
-from transformers import Trainer, TrainingArguments, EarlyStoppingCallback
+# %% ../nbs/03_training.ipynb #f3292218
+from transformers import Trainer, TrainingArguments, TrainerCallback, EarlyStoppingCallback
 
 # %% ../nbs/03_training.ipynb #c9d04f1d
 @dataclass
@@ -64,7 +65,7 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in dict(params).items() if k in names})
 
-# %% ../nbs/03_training.ipynb #9aa5aa72
+# %% ../nbs/03_training.ipynb #a0435f6d
 def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32", device: str = "cpu",
                        steps_per_epoch: int = None, args_class=TrainingArguments, **overrides) -> TrainingArguments:
     "`TrainingArguments` for `cfg` on `device` with `precision`; `overrides` go straight to TrainingArguments."
@@ -97,6 +98,7 @@ def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32
         seed=cfg.seed,
         report_to="none",
         save_only_model=False,
+        logging_nan_inf_filter=False,  # the Trainer would hide a NaN loss from the log; StopOnNonFiniteLoss must see it
     )
     kw.update(overrides)
     return args_class(**kw)
@@ -180,6 +182,28 @@ def fast_settings(model, device: str, precision: str = "fp32", total_steps: int 
     if _is_channels_last(model): notes["memory layout"] = "channels-last"
     return args, notes
 
+# %% ../nbs/03_training.ipynb #90bbe46a
+class NonFiniteLossError(FloatingPointError):
+    "The training loss became NaN or infinite."
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    "Stop training at the first logged loss that is NaN or infinite: the step, the likely cause, the last checkpoint saved before it."
+    def __init__(self): self.last_finite_step = 0
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is None: return
+        if math.isfinite(loss): self.last_finite_step = state.global_step; return
+        good = [d for d in Path(args.output_dir).glob("checkpoint-*")
+                if d.name.rsplit("-", 1)[-1].isdigit() and int(d.name.rsplit("-", 1)[-1]) <= self.last_finite_step
+                and checkpoint_is_complete(d)]
+        good = max(good, key=lambda d: int(d.name.rsplit("-", 1)[-1]), default=None)
+        causes = [f"a learning rate too high for this model ({args.learning_rate:g}): try a tenth of it, or a longer warm-up"]
+        if args.fp16: causes.insert(0, "fp16 overflow (T5 and some other models overflow in fp16): use precision='bf16' or 'fp32'")
+        raise NonFiniteLossError(
+            f"step {state.global_step}: the training loss is {loss} (last finite at step {self.last_finite_step}). "
+            f"Likely cause: {'; or '.join(causes)}. "
+            + (f"The last checkpoint saved before it, {good}, holds good weights." if good else "No checkpoint was saved before it."))
+
 # %% ../nbs/03_training.ipynb #acd47e20
 _EXTRA_CALLBACKS = []
 
@@ -191,7 +215,7 @@ def trainer_callbacks(*callbacks):
     finally:
         for cb in callbacks: _EXTRA_CALLBACKS.remove(cb)
 
-# %% ../nbs/03_training.ipynb #84ba59d4
+# %% ../nbs/03_training.ipynb #a85c4ac3
 def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_dataset, processing_class=None,
                  data_collator=None, compute_metrics=None, precision: str = "fp32", device: str = "cpu",
                  trainer_class=OrderedEvalTrainer, args_class=TrainingArguments, fast: bool = True, **overrides) -> Trainer:
@@ -203,7 +227,8 @@ def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_d
     for k in chosen.keys() & overrides.keys(): notes[k] = f"{overrides[k]!r} (set by the recipe)"
     args = training_arguments(cfg, output_dir, precision, device, steps_per_epoch=steps, args_class=args_class,
                               **{**chosen, **overrides})
-    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    callbacks = [StopOnNonFiniteLoss()]
+    if cfg.early_stopping_patience: callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     callbacks += _EXTRA_CALLBACKS
     trainer = trainer_class(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                             processing_class=processing_class, data_collator=data_collator,

@@ -1,5 +1,6 @@
 """The command line: list, run, errors. Bad input stops before training with one clear line."""
 import json
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -124,3 +125,15 @@ def test_seq2seq_bad_input_names_the_row_before_training(ftrecipes_cmd, tmp_path
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert proc.returncode == 1 and len(lines) == 1 and expected in lines[0], f"{task} {data.name}: {proc.stderr[-2000:]}"
         assert not (out/"checkpoints").exists(), f"{task}: training started"
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_at_once_with_the_step_and_the_cause(ftrecipes_cmd, tmp_path):
+    "A learning rate of 1e30 overflows the weights within steps: the run stops there, not after every epoch trained on NaN."
+    out = tmp_path/"run"
+    proc = _ftr(ftrecipes_cmd, "run", "sentiment", "-p", "preset=smoke", "-p", "learning_rate=1e30", "-o", str(out), "-q")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    found = re.search(r"NonFiniteLossError: step (\d+): the training loss is (nan|inf)", line)
+    assert found and "learning rate too high" in line, line
+    assert int(found.group(1)) <= 8, f"stopped at step {found.group(1)} of 80 (logged every 2; warm-up first)"
+    assert not (out/"results.json").exists() and not (out/"model").exists()

@@ -1,0 +1,28 @@
+"""The speed benchmark keeps working: benchmarks/recipe_speed.py at its CPU size (--small: tiny models, short runs) for
+one recipe of each kind of Trainer. Its numbers mean nothing at this size; the test checks that both sides of every
+comparison train and that the recipe side reports the settings it chose. The numbers come from real-size runs."""
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, subprocess_env
+
+RECIPES = ["sentiment", "summarization", "text_generation", "image_classification"]
+
+
+def test_recipe_speed_benchmark_runs_both_sides_at_small_size(tmp_path):
+    out = tmp_path/"speed.json"
+    cmd = [sys.executable, str(ROOT/"benchmarks"/"recipe_speed.py"), "--small", "--steps", "3", "--warmup", "1",
+           "--recipes", ",".join(RECIPES), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads=2), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    runs = json.loads(out.read_text())["recipes"]
+    assert set(runs) == {"sentiment", "summarization", "text_generation:instruction", "text_generation:text",
+                         "image_classification"}
+    for name, r in runs.items():
+        assert "ratio" in r, f"{name}: {r}"
+        for role in ("baseline", "recipe"):
+            assert r[role]["samples_per_s"] > 0 and r[role]["model_flops"] > 0, (name, role)
+        assert r["recipe"]["speed_settings"]["optimizer"].startswith("AdamW"), name
+    # dynamic padding with length-grouped batches against the examples' padding to the maximum length
+    assert runs["sentiment"]["recipe"]["padding_waste"] < runs["sentiment"]["baseline"]["padding_waste"] / 2
