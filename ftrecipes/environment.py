@@ -140,7 +140,7 @@ def wait_for_main_process():
     "Every process waits here until all reach it (after the main process wrote files the others read)."
     if world_size() > 1: _process_group().barrier()
 
-# %% ../nbs/00_environment.ipynb #e464155b
+# %% ../nbs/00_environment.ipynb #6ebf0cdb
 @dataclass
 class RunEnvironment:
     "What the recipe found about the machine it runs on."
@@ -153,7 +153,6 @@ class RunEnvironment:
     torch_version: str
     python_version: str
     processes: int = 1
-
 
     def summary(self) -> str:
         hw = self.gpu_name or f"CPU ({self.cpu_threads} threads)"

@@ -114,7 +114,7 @@ class InOrderEvaluation:
 class OrderedEvalTrainer(InOrderEvaluation, Trainer):
     "A `Trainer` that groups training batches by length when asked, but always evaluates in dataset order."
 
-# %% ../nbs/03_training.ipynb #a53e9244
+# %% ../nbs/03_training.ipynb #25417aa1
 COMPILE_MIN_STEPS = 500  # shorter runs do not win back the compile time (a minute or more on a GPU)
 
 def _torch_version() -> tuple:
@@ -167,7 +167,7 @@ def fast_settings(model, device: str, precision: str = "fp32", total_steps: int 
     else: notes["TF32 matmuls"] = "off: " + ("needs an Ampere or newer GPU" if device == "cuda" else "a GPU setting")
     notes["attention"] = _attention_note(model)
     if device == "cuda":
-        workers = min(4, max(1, (os.cpu_count() or 2) - 1))  # on a CPU they would compete with training
+        workers = min(4, max(1, (os.cpu_count() or 2) - 1))  # one core stays with the training process
         args.update(dataloader_num_workers=workers, dataloader_pin_memory=True, dataloader_persistent_workers=workers > 0)
         notes["data loading"] = f"{workers} background workers, pinned memory"
     else:
@@ -182,7 +182,7 @@ def fast_settings(model, device: str, precision: str = "fp32", total_steps: int 
     if _is_channels_last(model): notes["memory layout"] = "channels-last"
     return args, notes
 
-# %% ../nbs/03_training.ipynb #90bbe46a
+# %% ../nbs/03_training.ipynb #adabbb47
 class NonFiniteLossError(FloatingPointError):
     "The training loss became NaN or infinite."
 
@@ -193,10 +193,7 @@ class StopOnNonFiniteLoss(TrainerCallback):
         loss = (logs or {}).get("loss")
         if loss is None: return
         if math.isfinite(loss): self.last_finite_step = state.global_step; return
-        good = [d for d in Path(args.output_dir).glob("checkpoint-*")
-                if d.name.rsplit("-", 1)[-1].isdigit() and int(d.name.rsplit("-", 1)[-1]) <= self.last_finite_step
-                and checkpoint_is_complete(d)]
-        good = max(good, key=lambda d: int(d.name.rsplit("-", 1)[-1]), default=None)
+        good = last_complete_checkpoint(args.output_dir, remove_incomplete=False, max_step=self.last_finite_step)
         causes = [f"a learning rate too high for this model ({args.learning_rate:g}): try a tenth of it, or a longer warm-up"]
         if args.fp16: causes.insert(0, "fp16 overflow (T5 and some other models overflow in fp16): use precision='bf16' or 'fp32'")
         raise NonFiniteLossError(
@@ -300,7 +297,7 @@ def plot_lr_schedule(trainer: Trainer, ax=None):
     ax.set_title(f"{args.lr_scheduler_type} schedule, {args.get_warmup_steps(len(lrs))} warm-up steps of {len(lrs)}")
     return ax.figure
 
-# %% ../nbs/03_training.ipynb #58e6a029
+# %% ../nbs/03_training.ipynb #64a82d72
 def checkpoint_is_complete(folder) -> bool:
     "Is `folder` a checkpoint the Trainer finished writing (state file last, naming this step; weights, optimizer, scheduler, RNG)?"
     import json
@@ -311,11 +308,13 @@ def checkpoint_is_complete(folder) -> bool:
     return (str(state.get("global_step")) == step and any(folder.glob("*.safetensors"))
             and (folder/"optimizer.pt").exists() and (folder/"scheduler.pt").exists() and any(folder.glob("rng_state*.pth")))
 
-def last_complete_checkpoint(output_dir, remove_incomplete: bool = True):
-    "The newest complete `checkpoint-N` folder in `output_dir`, or None; newer half-written ones are removed (and said)."
+def last_complete_checkpoint(output_dir, remove_incomplete: bool = True, max_step: int = None):
+    "The newest complete `checkpoint-N` folder in `output_dir` (with N <= `max_step` if given), or None; newer half-written ones are removed (and said)."
     import shutil
+    step = lambda d: int(d.name.rsplit("-", 1)[-1])
     folders = [d for d in Path(output_dir).glob("checkpoint-*") if d.is_dir() and d.name.rsplit("-", 1)[-1].isdigit()]
-    for d in sorted(folders, key=lambda d: int(d.name.rsplit("-", 1)[-1]), reverse=True):
+    folders = [d for d in folders if max_step is None or step(d) <= max_step]
+    for d in sorted(folders, key=step, reverse=True):
         if checkpoint_is_complete(d): return d
         if remove_incomplete:
             print(f"{d.name} is incomplete (the run stopped while writing it): removed, never resumed from.")
