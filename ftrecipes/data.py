@@ -17,6 +17,7 @@ from collections import Counter
 
 # %% ../nbs/01_data.ipynb #72b5042e
 import datasets
+import pandas as pd
 from datasets import Dataset, DatasetDict, ClassLabel, load_dataset
 from .environment import offline_mode
 
@@ -300,7 +301,6 @@ def limit_rows(splits: DatasetDict, max_train: int = None, max_eval: int = None,
 # %% ../nbs/01_data.ipynb #a6d3edfc
 def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = None):
     "A pandas DataFrame of `n` random rows, with class names next to label ids."
-    import pandas as pd
     idx = sorted(random.Random(seed).sample(range(len(ds)), min(n, len(ds))))
     df = pd.DataFrame(ds.select(idx).to_dict())
     feat = ds.features.get("label")
@@ -311,5 +311,4 @@ def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = No
 # %% ../nbs/01_data.ipynb #04c35c4d
 def label_counts(dsd: DatasetDict, label_names: list) -> "pd.DataFrame":
     "Rows per class and split: check the balance before training."
-    import pandas as pd
     return pd.DataFrame({s: Counter(label_names[i] for i in d["label"]) for s, d in dsd.items()}).fillna(0).astype(int)

@@ -1,0 +1,191 @@
+"""Build the documentation site into _docs/, offline and without Quarto.
+
+    python tools/build_site.py
+
+The notebooks go through nbdev's own processing, exactly as `nbdev-docs` does it (the API reference that `show_doc`
+writes for every exported function, nbdev's directives, links from names to their documentation), into `_proc/`.
+nbconvert then renders each processed notebook with its stored outputs (plots, tables, the Trainer's progress
+summary) into a page that carries the sidebar of `nbs/sidebar.yml` and a table of contents. What this script adds by
+hand is only what Quarto would do and no library does here: the page frame, the sidebar, Quarto's cell options
+(`echo`, `output`, `include`) and link rewriting so the pages work from a folder, with no server and no network.
+
+Where Quarto is installed, `nbdev-docs` builds the published site from the same notebooks and `nbs/_quarto.yml`
+(the GitHub Pages workflow does that).
+"""
+import html
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT/"nbs"
+TEMPLATES = Path(__file__).resolve().parent/"site_template"
+CELL_KEYS = {"cell_type", "id", "metadata", "source", "outputs", "execution_count", "attachments"}
+OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
+
+
+def nbdev_settings():
+    from nbdev.config import get_config
+    return get_config(path=ROOT)
+
+
+def process_notebooks(n_workers: int = 2) -> Path:
+    "nbdev's doc processing of every notebook into `_proc/` (what `nbdev-docs` hands to Quarto)."
+    from nbdev.serve import proc_nbs
+    return Path(proc_nbs(path=str(NBS), n_workers=n_workers, force=True))
+
+
+def read_processed(path: Path):
+    "A notebook of `_proc/`: nbdev leaves bookkeeping in it that nbformat's schema rejects (cleaned in `prepare`)."
+    from nbformat.v4.rwbase import rejoin_lines
+    return rejoin_lines(nbformat.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+
+
+def frontmatter(nb) -> dict:
+    "The YAML front matter nbdev writes as the first raw cell (title, description, output-file)."
+    if nb.cells and nb.cells[0].cell_type == "raw" and nb.cells[0].source.startswith("---"):
+        return yaml.safe_load(nb.cells[0].source.strip().strip("-")) or {}
+    return {}
+
+
+def page_name(nb_path: Path, fm: dict) -> str:
+    return fm.get("output-file") or nb_path.stem + ".html"
+
+
+def sidebar_entries(pages: dict) -> list:
+    "(section or None, [notebook file names]) in the order of nbs/sidebar.yml; unlisted notebooks go last."
+    contents = yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+    out, listed = [], set()
+    for item in contents:
+        if isinstance(item, str): out.append((None, [item])); listed.add(item)
+        else:
+            out.append((item["section"], list(item["contents"]))); listed.update(item["contents"])
+    rest = [n for n in pages if n not in listed]
+    if rest: out.append(("More", rest))
+    return out
+
+
+def sidebar_html(entries: list, pages: dict, current: str) -> str:
+    def link(nb):
+        if nb not in pages: raise SystemExit(f"nbs/sidebar.yml lists {nb}, which is not a notebook in nbs/")
+        p = pages[nb]
+        cls = ' class="active" aria-current="page"' if nb == current else ""
+        return f'<li><a href="{p["page"]}"{cls}>{html.escape(p["title"])}</a></li>'
+    parts = []
+    for section, nbs in entries:
+        items = "".join(link(nb) for nb in nbs)
+        parts.append(f'<li class="section"><span>{html.escape(section)}</span><ul>{items}</ul></li>' if section else items)
+    return f'<ul class="sidebar-list">{"".join(parts)}</ul>'
+
+
+def rewrite_links(text: str, pages: dict, doc_url: str) -> str:
+    "Links that work from a folder: the published site's own URLs and notebook names become relative page names."
+    # Quarto's link attributes, `[source](url){target="_blank" ...}`, which other markdown renderers print as text
+    text = re.sub(r"\[([^\]]*)\]\(([^)\s]+)\)\{[^}]*\}",
+                  lambda m: f'<a href="{m[2]}" class="source-link" target="_blank" rel="noopener">{m[1]}</a>', text)
+    if doc_url: text = text.replace(doc_url, "")
+    def nb_link(m):
+        name, anchor = m[2], m[3] or ""
+        return f"{m[1]}{pages[name]['page']}{anchor}" if name in pages else m[0]
+    return re.sub(r"(\]\(|href=\")([\w-]+\.ipynb)(#[^)\"\s]*)?", nb_link, text)
+
+
+def prepare(nb, pages: dict, doc_url: str):
+    "Apply Quarto's cell options as nbconvert tags, drop what only Quarto reads, rewrite links."
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        for key in [k for k in cell if k not in CELL_KEYS]: del cell[key]  # nbdev's bookkeeping (has_sd, idx_)
+        cell.metadata.pop("execution", None)  # the doc build's timings, in a form nbformat rejects
+        if i == 0 and cell.cell_type == "raw": continue  # front matter: it becomes the page's title
+        if cell.cell_type == "markdown" and cell.source.strip() == "<!-- WARNING: THIS FILE WAS AUTOGENERATED! DO NOT EDIT! -->":
+            continue
+        if cell.cell_type == "markdown": cell.source = rewrite_links(cell.source, pages, doc_url)
+        if cell.cell_type == "code":
+            lines = cell.source.splitlines()
+            opts = dict(m.groups() for l in lines if (m := OPTION.match(l)))
+            cell.source = "\n".join(l for l in lines if not OPTION.match(l) and not l.startswith("#| ")).strip("\n")
+            tags = set(cell.metadata.get("tags", []))
+            if opts.get("include") == "false" or "hide" in opts: tags.add("remove_cell")
+            if opts.get("echo") == "false" or not cell.source: tags.add("remove_input")
+            if opts.get("output") == "false": tags.add("remove_output")
+            cell.metadata["tags"] = sorted(tags)
+            for out in cell.get("outputs", []):
+                md = out.get("data", {}).get("text/markdown")
+                if isinstance(md, str): out["data"]["text/markdown"] = rewrite_links(md, pages, doc_url)
+            if not cell.source and not cell.get("outputs"): continue
+        cells.append(cell)
+    nb.cells = cells
+    nb.metadata.pop("widgets", None)  # widget state would pull the widget renderer from a CDN
+    return nb
+
+
+def lowercase_anchors(body: str) -> str:
+    "Ids and the page's own #fragments in lower case, as Quarto writes them and as nbdev's links to `show_doc` headings expect."
+    body = re.sub(r'(<[^>]+\sid=")([^"]+)"', lambda m: m[1] + m[2].lower() + '"', body)
+    return re.sub(r'(href="(?![a-z]+:)[^"#]*#)([^"]+)"', lambda m: m[1] + m[2].lower() + '"', body)  # not #L40 on GitHub
+
+
+def toc_html(body: str) -> str:
+    "On this page: the level-2 and level-3 headings nbconvert gave ids to."
+    items = [(int(lvl), hid, re.sub(r"<[^>]+>", "", text).replace("¶", "").strip())
+             for lvl, hid, text in re.findall(r'<h([23]) id="([^"]+)"[^>]*>(.*?)</h\1>', body, re.S)]
+    if len(items) < 2: return ""
+    lis = "".join(f'<li class="toc-h{lvl}"><a href="#{hid}">{text}</a></li>' for lvl, hid, text in items)
+    return f'<nav class="toc" aria-label="On this page"><h2>On this page</h2><ul>{lis}</ul></nav>'
+
+
+def build(out_dir: Path = ROOT/"_docs", n_workers: int = 2) -> list:
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
+    cfg = nbdev_settings()
+    doc_url = f"{cfg.doc_host.rstrip('/')}{cfg.doc_baseurl.rstrip('/')}/" if cfg.get("doc_host") else ""
+    repo_url = cfg.get("git_url", "").rstrip("/")
+    proc = process_notebooks(n_workers)
+    nbs = {p.name: read_processed(p) for p in sorted(proc.glob("*.ipynb"))}
+    pages = {}
+    for name, nb in nbs.items():
+        fm = frontmatter(nb)
+        pages[name] = dict(page=page_name(Path(name), fm), title=fm.get("title", Path(name).stem),
+                           description=fm.get("description", ""))
+    entries = sidebar_entries(pages)
+    c = Config()
+    c.TagRemovePreprocessor.remove_cell_tags = ("remove_cell",)
+    c.TagRemovePreprocessor.remove_input_tags = ("remove_input",)
+    c.TagRemovePreprocessor.remove_all_outputs_tags = ("remove_output",)
+    c.TagRemovePreprocessor.enabled = True
+    c.HTMLExporter.exclude_input_prompt = True
+    c.HTMLExporter.exclude_output_prompt = True
+    exporter = HTMLExporter(config=c, template_name="ftrecipes", extra_template_basedirs=[str(TEMPLATES)])
+    exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
+    if out_dir.exists(): shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    written = []
+    for name, nb in nbs.items():
+        p = pages[name]
+        nb = prepare(nb, pages, doc_url)
+        nb.metadata["title"] = f"{p['title']} – {cfg.title}" if name != "index.ipynb" else cfg.title
+        site = dict(title=cfg.title, page_title=p["title"], description=p["description"],
+                    sidebar=sidebar_html(entries, pages, name), repo_url=repo_url,
+                    source_url=f"{repo_url}/blob/{cfg.get('branch', 'main')}/{NBS.name}/{name}" if repo_url else "")
+        body, _ = exporter.from_notebook_node(nb, resources=dict(site=site))
+        body = lowercase_anchors(body)
+        body = body.replace("<!--TOC-->", toc_html(body))
+        (out_dir/p["page"]).write_text(body, encoding="utf-8")
+        written.append(out_dir/p["page"])
+    for folder in ("images",):
+        if (NBS/folder).exists(): shutil.copytree(NBS/folder, out_dir/folder)
+    shutil.copy(TEMPLATES/"ftrecipes"/"static"/"site.css", out_dir/"site.css")
+    (out_dir/".nojekyll").touch()
+    return written
+
+
+if __name__ == "__main__":
+    pages = build()
+    print(f"{len(pages)} pages in {pages[0].parent}: open {pages[0].parent/'index.html'}")
+    sys.exit(0)
