@@ -155,7 +155,7 @@ class RunEnvironment:
     processes: int = 1
 
     def summary(self) -> str:
-        hw = self.gpu_name or f"CPU ({self.cpu_threads} threads)"
+        hw = self.gpu_name or f"CPU, {self.cpu_threads} thread{'' if self.cpu_threads == 1 else 's'}"
         return (f"device={self.device} ({hw}), precision={self.precision}, colab={self.colab}, "
                 f"hub={'reachable' if self.hub else 'unreachable (offline mode)'}"
                 + (f", processes={self.processes} (distributed data parallel)" if self.processes > 1 else ""))

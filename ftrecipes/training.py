@@ -97,6 +97,9 @@ def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32
         use_cpu=device == "cpu",
         seed=cfg.seed,
         report_to="none",
+        # a progress bar (in Jupyter, a table of the epochs) rather than a dict printed per logging step:
+        # transformers prints dicts whenever its own logging is quieter than WARNING, as quiet_libraries makes it
+        disable_tqdm=False,
         save_only_model=False,
         logging_nan_inf_filter=False,  # the Trainer would hide a NaN loss from the log; StopOnNonFiniteLoss must see it
     )

@@ -21,7 +21,8 @@ import sys
 import sysconfig
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -58,6 +59,22 @@ def scrub(text: str, pairs: list) -> str:
 # The kernel's own start-up log lands in the first cell's stderr: it is about this kernel, not the notebook.
 KERNEL_LOG = re.compile(r"^\[IPKernelApp\] WARNING \|.*\n?", re.M)
 
+def tidy(nb):
+    "Drop what papermill adds that is not the notebook's: run metadata, empty tags, outputs on markdown and raw cells."
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        if not cell.metadata.get("tags", True): del cell.metadata["tags"]
+        if cell.cell_type != "code":
+            for key in ("outputs", "execution_count"): cell.pop(key, None)
+
+
+def coalesce_streams(nb):
+    "One output per run of stdout (or stderr) text, as Jupyter shows it: a streamed answer is not a token per line."
+    from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor
+    CoalesceStreamsPreprocessor().preprocess(nb, {})
+
+
 def scrub_outputs(nb, pairs: list):
     "Replace machine paths in every text output (streams, text/plain, text/html, markdown, tracebacks)."
     for cell in nb.cells:
@@ -83,12 +100,17 @@ def run_notebook(name: str) -> tuple:
                                 log_output=False, request_save_on_cell_execute=False)
         except Exception as e:
             return name, time.perf_counter() - t0, f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}"
-        executed = nbformat.read(out, as_version=4)
+        executed = nbformat.read(out, as_version=4, capture_validation_error={})  # papermill's extras, removed below
         committed = nbformat.read(src, as_version=4)
         if [c.source for c in executed.cells] != [c.source for c in committed.cells]:
             return name, time.perf_counter() - t0, "the notebook changed while it ran: not written back"
+        tidy(executed)
+        coalesce_streams(executed)
         scrub_outputs(executed, machine_paths(workdir))
-        if recipe: save_summary(name, workdir)
+        try:
+            if recipe: save_summary(name, workdir)
+        except (OSError, ValueError, KeyError) as e:
+            return name, time.perf_counter() - t0, f"its results could not be read: {e}"
         nbformat.write(executed, src)
     return name, time.perf_counter() - t0, None
 
@@ -97,7 +119,7 @@ def save_summary(name: str, workdir: Path):
     "Write the summary of the recipe's results.json (the newest under workdir/runs) to nbs/results/TASK.json."
     from ftrecipes.recipes import results_summary
     found = sorted(workdir.glob("runs/*/results.json"), key=lambda p: p.stat().st_mtime)
-    if not found: raise SystemExit(f"{name}: the run wrote no results.json under {workdir/'runs'}")
+    if not found: raise FileNotFoundError(f"the run wrote no results.json under {workdir/'runs'}")
     results = json.loads(found[-1].read_text())
     RESULTS.mkdir(exist_ok=True)
     (RESULTS/f"{results['task']}.json").write_text(json.dumps(results_summary(results), indent=1) + "\n")
@@ -117,8 +139,9 @@ def main(argv=None) -> int:
     os.environ.update({v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}, FTRECIPES_NBS=str(NBS))
     last = ["index"] if "index" in names else []
     failed = []
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for name, secs, err in pool.map(lambda n: run_notebook(n), [n for n in names if n != "index"]):
+    # processes, not threads: papermill's `cwd` changes the working directory of the whole process
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for name, secs, err in pool.map(run_notebook, [n for n in names if n != "index"]):
             print(f"{name}: {'FAILED ' + err if err else 'ok'} ({secs:.0f} s)", flush=True)
             if err: failed.append(name)
     for name in last:
