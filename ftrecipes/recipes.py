@@ -221,7 +221,7 @@ def headline_metrics(results: dict) -> dict:
 def _published(p: dict) -> str:
     if not p: return ""
     value = p.get("value", "")
-    return f"{p.get('metric', '')} {value}" + (f" on {p['split']}" if p.get("split") else "") + f" ({p.get('source', '')})"
+    return f"{p.get('metric', '')} {value}" + (f" on {p['split']}" if p.get("split") else "")  # the source: on the recipe's page
 
 def results_table(*paths):
     "A pandas DataFrame, one row per results file (`results.json` files, summaries, or folders of them), in recipe order."
