@@ -7,8 +7,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/environment.html.md"""
 # %% auto #0
 __all__ = ['PRECISIONS', 'OFFLINE_VARS', 'detect_device', 'pick_precision', 'training_precision', 'in_colab', 'offline_mode',
            'hub_reachable', 'set_offline', 'cache_dir', 'seed_everything', 'world_size', 'process_rank',
-           'is_main_process', 'main_process_value', 'wait_for_main_process', 'RunEnvironment', 'quiet_libraries',
-           'describe_environment']
+           'is_main_process', 'main_process_value', 'wait_for_main_process', 'hardware_name', 'RunEnvironment',
+           'quiet_libraries', 'describe_environment']
 
 # %% ../nbs/00_environment.ipynb #dfea366b
 import os
@@ -141,6 +141,13 @@ def wait_for_main_process():
     if world_size() > 1: _process_group().barrier()
 
 # %% ../nbs/00_environment.ipynb #6ebf0cdb
+def hardware_name(environment: dict) -> str:
+    "The accelerator of a run, in words: the GPU's name (times the processes), or the CPU threads."
+    threads = environment.get("cpu_threads", "?")
+    hw = environment.get("gpu_name") or f"CPU, {threads} thread{'' if threads == 1 else 's'}"
+    n = environment.get("processes", 1)
+    return hw if n == 1 else f"{n} x {hw}"
+
 @dataclass
 class RunEnvironment:
     "What the recipe found about the machine it runs on."
@@ -155,7 +162,7 @@ class RunEnvironment:
     processes: int = 1
 
     def summary(self) -> str:
-        hw = self.gpu_name or f"CPU, {self.cpu_threads} thread{'' if self.cpu_threads == 1 else 's'}"
+        hw = hardware_name(dict(self.as_dict(), processes=1))  # the processes are said below
         return (f"device={self.device} ({hw}), precision={self.precision}, colab={self.colab}, "
                 f"hub={'reachable' if self.hub else 'unreachable (offline mode)'}"
                 + (f", processes={self.processes} (distributed data parallel)" if self.processes > 1 else ""))

@@ -226,7 +226,7 @@ def _published(p: dict) -> str:
 def results_table(*paths):
     "A pandas DataFrame, one row per results file (`results.json` files, summaries, or folders of them), in recipe order."
     import pandas as pd
-    from ftrecipes.saving import hardware_name
+    from ftrecipes.environment import hardware_name
     files = [f for p in map(Path, paths) for f in (sorted(p.glob("*.json")) + sorted(p.glob("*/results.json"))
                                                    if p.is_dir() else [p])]
     runs = [r for r in (json.loads(f.read_text()) for f in files) if isinstance(r, dict) and "task" in r]

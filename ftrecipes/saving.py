@@ -6,8 +6,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/saving.html.md"""
 
 # %% auto #0
 __all__ = ['RUN_MARKERS', 'TRACKED_LIBRARIES', 'PROVENANCE_LIBRARIES', 'holds_run', 'unfinished_run', 'fresh_output_dir',
-           'library_versions', 'hardware_name', 'provenance', 'model_card', 'save_run', 'write_results',
-           'reload_and_predict', 'register_task_pipeline']
+           'library_versions', 'provenance', 'model_card', 'save_run', 'write_results', 'reload_and_predict',
+           'register_task_pipeline']
 
 # %% ../nbs/05_saving.ipynb #0cea24bb
 import json
@@ -16,6 +16,7 @@ import time
 import datetime
 from importlib import metadata
 from pathlib import Path
+from .environment import hardware_name
 
 # %% ../nbs/05_saving.ipynb #a51554e7
 RUN_MARKERS = ("results.json", "model", "checkpoints")
@@ -74,13 +75,6 @@ def library_versions() -> dict:
 
 # %% ../nbs/05_saving.ipynb #3ca7ec0f
 PROVENANCE_LIBRARIES = ("python", "torch", "transformers", "datasets", "timm", "peft")
-
-def hardware_name(environment: dict) -> str:
-    "The accelerator of a run, in words: the GPU's name (times the processes), or the CPU threads."
-    threads = environment.get("cpu_threads", "?")
-    hw = environment.get("gpu_name") or f"CPU, {threads} thread{'' if threads == 1 else 's'}"
-    n = environment.get("processes", 1)
-    return hw if n == 1 else f"{n} x {hw}"
 
 def provenance(results: dict) -> str:
     "One line saying where a run's numbers come from: model, data, preset, hardware, wall time, library versions."

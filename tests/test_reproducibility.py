@@ -1,19 +1,19 @@
 """Same seed, same data, same device: the same numbers.
 
-Each recipe runs twice through `ftrecipes run` (papermill, so each run is a fresh process with its own imports and
-random state), with its smoke preset and one CPU thread each, side by side. The training loss, the number of steps and
-every test metric must be equal to the last bit: any difference means some randomness escapes the seed (data order,
-dropout, initialisation of a new head, sampling in evaluation). These are smoke runs on tiny models: they test the
-machinery that makes runs repeatable, not the quality of a model."""
+Each recipe runs twice with its smoke preset, on the smoke suite's two warm worker processes (tests/notebook_runner.py,
+one thread each). The two runs of a recipe are submitted one after the other, so they normally run side by side in the
+two processes; each starts from a fresh IPython shell and seeds everything itself. The training loss, the number of
+steps and every test metric must be equal to the last bit: any difference means some randomness escapes the seed (data
+order, dropout, initialisation of a new head, sampling in evaluation). These are smoke runs on tiny models: they test
+the machinery that makes runs repeatable, not the quality of a model."""
 import json
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import NBS, subprocess_env
+from conftest import NBS
+from notebook_runner import run_all
 
-TASKS = sorted(p.stem.split("_", 1)[1] for p in NBS.glob("1[0-9]_*.ipynb"))
+RECIPES = sorted(p.name for p in NBS.glob("1[0-9]_*.ipynb"))
 
 
 def numbers(results: dict) -> dict:
@@ -23,13 +23,19 @@ def numbers(results: dict) -> dict:
     return {**test, "train_loss": results["training"]["train_loss"], "global_step": results["training"]["global_step"]}
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_same_seed_gives_same_metrics(task, ftrecipes_cmd, tmp_path):
-    def run(name):
-        return subprocess.run([ftrecipes_cmd, "run", task, "-p", "preset=smoke", "-o", str(tmp_path/name), "-q"],
-                              capture_output=True, text=True, env=subprocess_env(threads=1))
-    with ThreadPoolExecutor(max_workers=2) as pool: first, second = pool.map(run, ["first", "second"])
-    for proc in (first, second): assert proc.returncode == 0, proc.stderr[-3000:]
-    a, b = (numbers(json.loads((tmp_path/name/"results.json").read_text())) for name in ("first", "second"))
+@pytest.fixture(scope="module")
+def twice(tmp_path_factory):
+    "Each recipe's smoke run, twice: {notebook: (first results, second results)}."
+    out = tmp_path_factory.mktemp("twice")
+    jobs = [(str(NBS/nb), str(out/f"{nb}.{i}.ipynb"), dict(preset="smoke", output_dir=str(out/f"{nb}.{i}")))
+            for nb in RECIPES for i in (1, 2)]
+    runs = run_all(jobs)
+    for (nb, *_), run in zip(jobs, runs): assert run["ok"], f"{nb} failed:\n{run['log']}"
+    return {nb: tuple(json.loads((out/f"{nb}.{i}"/"results.json").read_text()) for i in (1, 2)) for nb in RECIPES}
+
+
+@pytest.mark.parametrize("nb", RECIPES)
+def test_same_seed_gives_same_metrics(twice, nb):
+    a, b = (numbers(r) for r in twice[nb])
     differ = {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
-    assert not differ, f"{task}: two runs with seed 42 on the same data and device differ: {differ}"
+    assert not differ, f"{nb}: two runs with the same seed on the same data and device differ: {differ}"

@@ -6,6 +6,7 @@ its title shown, every image (plots, badges) actually decoded with a non-zero si
 resolving, and a Colab badge pointing at the page's own notebook on each recipe page. Screenshots of the home page and
 the sentiment recipe go to test-artifacts/."""
 import functools
+import importlib.util
 import http.server
 import json
 import re
@@ -54,13 +55,12 @@ def test_recipe_has_colab_badge_and_install_cell(nb):
     assert '"google.colab" in sys.modules' in first and "torch==" in first and f"git+{REPO_URL}" in first, first
 
 
-FIND_SPEC = __import__("importlib.util").util.find_spec
+FIND_SPEC = importlib.util.find_spec  # the real one, kept before the test replaces it
 
 
 def colab_install_command(source: str, on_colab: bool, installed: bool, monkeypatch) -> list:
     "Run the install cell in an IPython shell, pretending to be (or not to be) Colab; return the %pip lines it ran."
     from IPython.core.interactiveshell import InteractiveShell
-    import importlib.util
     shell = InteractiveShell.instance()
     calls = []
     shell.register_magic_function(lambda line: calls.append(line), "line", "pip")

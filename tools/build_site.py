@@ -110,7 +110,7 @@ def prepare(nb, pages: dict, doc_url: str):
             opts = dict(m.groups() for l in lines if (m := OPTION.match(l)))
             cell.source = "\n".join(l for l in lines if not OPTION.match(l) and not l.startswith("#| ")).strip("\n")
             tags = set(cell.metadata.get("tags", []))
-            if opts.get("include") == "false" or "hide" in opts: tags.add("remove_cell")
+            if opts.get("include") == "false": tags.add("remove_cell")  # (nbdev already dropped `#| hide` cells)
             if opts.get("echo") == "false" or not cell.source: tags.add("remove_input")
             if opts.get("output") == "false": tags.add("remove_output")
             cell.metadata["tags"] = sorted(tags)
