@@ -98,11 +98,12 @@ def tokenize_and_pack(splits: DatasetDict, tokenizer, text_column: str, block_si
 # %% ../nbs/09_causal_lm.ipynb #2ea51888
 ROLES = ("system", "user", "assistant")
 
-def chat_format(columns: list, messages_column: str, prompt_column: str, response_column: str) -> str:
+def chat_format(columns: list, messages_column: str, prompt_column: str, response_column: str, where: str = "the data") -> str:
     "'messages' when the data has `messages_column`, 'pairs' when it has the prompt and response columns."
     if messages_column in columns: return "messages"
     if prompt_column in columns and response_column in columns: return "pairs"
-    raise DataError(f"Found columns {', '.join(columns)}: instruction data needs a column of chats "
+    raise DataError(f"{where}: no column {messages_column!r} and no {prompt_column!r}/{response_column!r} pair (found columns "
+                    f"{', '.join(columns)}). Instruction data needs a column of chats "
                     f"(messages_column={messages_column!r}) or a prompt and a response column "
                     f"(prompt_column={prompt_column!r}, response_column={response_column!r}). Set those parameters.")
 
@@ -122,7 +123,7 @@ def to_chats(dsd: DatasetDict, messages_column: str = "messages", prompt_column:
     "Every split as one `messages` column of checked chats (prompt/response pairs become one-turn chats)."
     out = {}
     for split, ds in dsd.items():
-        kind = chat_format(ds.column_names, messages_column, prompt_column, response_column)
+        kind = chat_format(ds.column_names, messages_column, prompt_column, response_column, f"{source}, split {split!r}")
         if kind == "messages":
             chats = [[{"role": m.get("role"), "content": m.get("content")} if isinstance(m, dict) else m for m in c]
                      if isinstance(c, list) else c for c in ds[messages_column]]

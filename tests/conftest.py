@@ -1,8 +1,6 @@
 """Shared test setup: offline mode everywhere, paths to the notebooks and to the real data."""
 import os
 import shutil
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -40,14 +38,3 @@ def ftrecipes_cmd():
     return exe
 
 
-def assert_stops_before_training(ftrecipes_cmd, task: str, cases: list, tmp_path):
-    "Run `ftrecipes run TASK -p preset=smoke -p data=DATA ARGS` for each (data, args, expected) case, two at a time: each must exit 1 with one stderr line holding `expected`, and no checkpoint written."
-    def run(i):
-        data, extra, _ = cases[i]
-        return subprocess.run([ftrecipes_cmd, "run", task, "-p", "preset=smoke", "-p", f"data={data}", *extra,
-                               "-o", str(tmp_path/f"out{i}"), "-q"], capture_output=True, text=True, env=subprocess_env(threads=1))
-    with ThreadPoolExecutor(max_workers=2) as pool: procs = list(pool.map(run, range(len(cases))))
-    for i, ((data, extra, expected), proc) in enumerate(zip(cases, procs)):
-        lines = [l for l in proc.stderr.splitlines() if l.strip()]
-        assert proc.returncode == 1 and len(lines) == 1 and expected in lines[0], f"{data} {extra}: {proc.stderr[-2000:]}"
-        assert not (tmp_path/f"out{i}"/"checkpoints").exists(), f"{data} {extra}: training started"

@@ -48,6 +48,20 @@ def execute(nb_path, executed, params=None) -> dict:
     return dict(ok=ok, log=log[-6000:], seconds=time.perf_counter() - start)
 
 
+def run_recipe_job(task, params, output_dir, cwd=None) -> dict:
+    "`ftrecipes run TASK` in this worker (`run_recipe(in_process=True)`: the same parameter checks and output folder); never raises. `error` is what the command prints after 'ftrecipes: error: ', `cli_error` whether the command reports it that way."
+    from ftrecipes.recipes import RecipeError, run_recipe
+    if cwd: os.chdir(cwd)
+    start = time.perf_counter()
+    try:
+        run_recipe(task, params, output_dir, in_process=True)
+        ok, error, cli_error = True, "", False
+    except BaseException as e:
+        ok, error, cli_error = False, str(e), isinstance(e, (RecipeError, ValueError, FileNotFoundError))
+        if not cli_error: error = f"{type(e).__name__}: {e}"
+    return dict(ok=ok, error=error, cli_error=cli_error, seconds=time.perf_counter() - start)
+
+
 @contextmanager
 def environment(**values):
     "Set environment variables while the workers start (they inherit them), then restore."
@@ -60,10 +74,10 @@ def environment(**values):
             else: os.environ[k] = v
 
 
-def run_all(jobs: list, workers: int = 2) -> list:
-    "Run `jobs` (tuples of notebook, executed path, parameters) on `workers` warm processes with one thread each."
+def run_all(jobs: list, workers: int = 2, job=execute) -> list:
+    "Run `jobs` (argument tuples of `job`: by default notebook, executed path, parameters) on `workers` warm processes with one thread each."
     one_thread = dict(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore",
                       MPLBACKEND="agg")
     with environment(**one_thread), ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=warm_up) as pool:
-        futures = [pool.submit(execute, *job) for job in jobs]
+        futures = [pool.submit(job, *args) for args in jobs]
         return [f.result() for f in futures]

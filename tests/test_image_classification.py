@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_stops_before_training, subprocess_env
+from conftest import subprocess_env
 from ftrecipes.data import load_data, sample_path
 from ftrecipes.image_classification import ImageTransform, check_images, image_transforms
 
@@ -48,26 +48,6 @@ def test_greyscale_and_palette_images_become_rgb_tensors():
     for tf in (train, evaluation):
         out = ImageTransform(tf)({"image": [grey, palette], "label": [0, 1]})
         assert [tuple(x.shape) for x in out["pixel_values"]] == [(3, 32, 32)] * 2 and out["label"] == [0, 1]
-
-
-def test_bad_image_data_stops_before_training_with_one_clear_line(ftrecipes_cmd, tmp_path, shapes):
-    empty_class = tmp_path/"empty_class"
-    shutil.copytree(shapes, empty_class)
-    (empty_class/"hexagon").mkdir()
-    corrupt = tmp_path/"corrupt"
-    shutil.copytree(shapes, corrupt)
-    (corrupt/"cross"/"broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    no_images = tmp_path/"no_images"
-    (no_images/"cats").mkdir(parents=True)
-    (no_images/"cats"/"readme.txt").write_text("photos to come")
-    cases = [(empty_class, [], "hexagon: a class folder with no images"),
-             (corrupt, ["-p", "bad_images=stop"], "broken.jpg: not a readable image"),
-             (no_images, [], "no_images: found no images"),
-             ("sample:shapes", ["-p", "image_column=picture"], "picture"),
-             ("sample:shapes", ["-p", "augment=mixup"], "augment='mixup': use one of"),
-             ("sample:shapes", ["-p", "slice_column=camera"], "no column 'camera' (parameter slice_column)"),
-             ("sample:shapes", ["-p", "model=tiny:bert"], "not a timm model")]
-    assert_stops_before_training(ftrecipes_cmd, "image_classification", cases, tmp_path)
 
 
 def test_skipped_images_are_reported_and_the_saved_model_predicts_a_new_file_in_a_new_process(ftrecipes_cmd, tmp_path, shapes):

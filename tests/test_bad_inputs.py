@@ -1,0 +1,238 @@
+"""The bad-input corpus: files and parameters a learner could really give, each of which must stop the recipe *before
+its first training step* with one line that says what is wrong, where (file, split, row, column or parameter) and what to
+do, and must leave the outputs of an earlier run untouched.
+
+The files are in tests/bad_inputs/<task>/ (see its README). Every case runs the recipe with its smoke preset through
+`run_recipe`, the function behind `ftrecipes run`, in the smoke suite's warm worker processes (tests/notebook_runner.py):
+the same parameter checks, output folder and notebook, without a kernel start per case. A few cases also go through the
+real command, to check that it exits 1 with one line on stderr. Each case points its output at a folder that already
+holds an earlier run; that folder must be byte for byte the same afterwards, and the numbered folder the new run got must
+hold no checkpoint, model or results.
+
+After the run, test-artifacts/bad_inputs.md lists every case with the message it produced."""
+import hashlib
+import json
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, subprocess_env
+from notebook_runner import run_all, run_recipe_job
+
+CORPUS = Path(__file__).parent/"bad_inputs"
+ARTIFACTS = ROOT/"test-artifacts"
+
+
+def C(task, data, expected, **params):
+    "A case: recipe `task`, `data` (a corpus file, a sample, or an image folder the fixture builds), more parameters, and the text the one line must hold."
+    return dict(task=task, data=data, params=params, expected=expected)
+
+
+CASES = {
+    # --- text classification (sentiment) ---
+    "misnamed text column": C("sentiment", "sentiment/misnamed_text_column.csv",
+                              "split 'train': no column 'text' (parameter text_column). Columns found: ['review', 'label']. Pass the right name, e.g. -p text_column='review'"),
+    "misnamed label column": C("sentiment", "sample:sentiment", "no column 'stars' (parameter label_column)", label_column="stars"),
+    "empty file": C("sentiment", "sentiment/empty.csv", "empty.csv: the file is empty"),
+    "header row only": C("sentiment", "sentiment/header_only.csv", "header_only.csv: has a header row but no data rows"),
+    "an empty split": C("sentiment", "sentiment/empty_split", "test.csv: has a header row but no data rows"),
+    "a label outside the label set": C("sentiment", "sentiment/label_outside_the_set.csv",
+                                       "row 21: label 'neutral' in 'label' is not one of the classes",
+                                       label_names=["negative", "positive"]),
+    "float labels for classification": C("sentiment", "sentiment/float_labels.csv", "holds scores such as 0.91, not classes"),
+    "a missing label": C("sentiment", "sentiment/missing_label.csv", "row 14: the label in 'label' is missing"),
+    "mixed label types": C("sentiment", "sentiment/mixed_label_types.jsonl", "row 7: label 1 in 'label' mixes label types: split 'train', row 1 has 'positive'"),
+    "non-UTF-8 text": C("sentiment", "sentiment/latin1.csv", "latin1.csv, line 22, column 4: byte 0xe9 is not UTF-8"),
+    "a line that is not JSON": C("sentiment", "sentiment/broken.jsonl", "broken.jsonl, line 21, column 35: not valid JSON"),
+    "a spreadsheet": C("sentiment", "sentiment/reviews.xlsx", "cannot read files ending in '.xlsx'"),
+    "a path that does not exist": C("sentiment", "./no/such/reviews.csv", "No such file or folder: './no/such/reviews.csv'"),
+    "a Hub dataset id while offline": C("sentiment", "someone/reviews", "looks like a Hub dataset id, but the Hub is unreachable"),
+    "a Hub model id while offline": C("sentiment", "sample:sentiment", "looks like a Hub model id, but the Hub is unreachable",
+                                      model="someone/bert-reviews"),
+    "a model folder that does not exist": C("sentiment", "sample:sentiment", "No such model folder: './no/such/model'",
+                                            model="./no/such/model"),
+    "a model folder with no tokenizer": C("sentiment", "sample:sentiment", "has a model but no tokenizer files", model="<no-tokenizer>"),
+    "a folder that is not a model": C("sentiment", "sample:sentiment", "no config.json, so this is not a saved model folder",
+                                      model="<not-a-model>"),
+    "a learning rate of zero": C("sentiment", "sample:sentiment", "learning_rate=0", learning_rate=0.0),
+    "a negative learning rate": C("sentiment", "sample:sentiment", "learning_rate=-2e-05", learning_rate=-2e-5),
+    "a batch size of zero": C("sentiment", "sample:sentiment", "batch_size=0", batch_size=0),
+    "a parameter of the wrong type": C("sentiment", "sample:sentiment", "-p batch_size='big': expected a int like 32", batch_size="big"),
+    "a misspelt parameter": C("sentiment", "sample:sentiment", "sentiment has no parameter 'epoch'", epoch=3),
+    "an unknown preset": C("sentiment", "sample:sentiment", "preset='fast': use one of", preset="fast"),
+    # --- extractive question answering ---
+    "an answer not at answer_start": C("question_answering", "question_answering/wrong_answer_start.jsonl",
+                                       "example id 'q13': answer_start 4 does not point at the answer 'Ann'"),
+    "an answer not in its context": C("question_answering", "question_answering/answer_not_in_context.jsonl", "example id 'q7': answer_start 0 does not point at the answer 'Carol'"),
+    "duplicate question ids": C("question_answering", "question_answering/duplicate_ids.jsonl", "example id 'q3': the id appears 2 times"),
+    "no answers column": C("question_answering", "question_answering/no_answers_column.jsonl", "no column 'answers'"),
+    # --- named-entity recognition ---
+    "a tag outside the tag set": C("ner", "ner/tag_outside_the_set.conll", "row 11, word 1 ('Paris'): tag 'B-CITY' is not one of",
+                                   label_names=["O", "B-PER", "I-PER"]),
+    "tokens and tags of different lengths": C("ner", "ner/tokens_and_tags_differ.jsonl", "row 10: 6 words but 5 tags"),
+    "a CoNLL file with one column": C("ner", "ner/one_column.conll", "one column only; each line needs a token and its tag"),
+    "a CoNLL file with ragged columns": C("ner", "ner/ragged_columns.conll", "line 21: 2 columns"),
+    "a seq2seq model for token classification": C("ner", "sample:ner", "is a bart model, which has no head for AutoModelForTokenClassification",
+                                                  model="tiny:bart"),
+    # --- summarization and translation ---
+    "an empty summary": C("summarization", "summarization/empty_summary.jsonl", "row 13: the 'summary' text is empty"),
+    "no document column": C("summarization", "summarization/no_document_column.csv", "no column 'document' (parameter source_column)"),
+    "an empty translation": C("translation", "translation/empty_target.tsv", "row 13: the 'es' text is empty"),
+    "a pair with a missing language": C("translation", "translation/missing_language.jsonl",
+                                        "row 13: no 'es' text in 'translation' (keys: ['en', 'fr'])"),
+    "a target language the data lacks": C("translation", "translation/empty_target.tsv",
+                                          "no column 'translation' of language pairs and no column 'de'", target_lang="de"),
+    # --- text generation ---
+    "a chat without an assistant turn": C("text_generation", "text_generation/no_assistant_turn.jsonl",
+                                          "split 'train', row 2: this chat has no assistant turn"),
+    "a chat with unknown roles": C("text_generation", "text_generation/unknown_role.jsonl", "row 6, message 1: {'role': 'human', 'content': 'Hi'} needs a role (system, user, assistant)"),
+    "no chat or prompt columns": C("text_generation", "text_generation/no_chat_columns.jsonl", "split 'train': no column 'messages' and no 'prompt'/'response' pair"),
+    "a prompt longer than the context": C("text_generation", "text_generation/long_prompt.jsonl",
+                                          "the prompt alone is longer than max_seq_length=128 tokens",
+                                          long_prompts="error", split_seed=0, max_train_samples=None),
+    "LoRA on a layer the model lacks": C("text_generation", "sample:instructions", "c_attn is not a linear layer of this llama model",
+                                         lora_target_modules="q_proj,c_attn"),
+    "QLoRA without a CUDA GPU": C("text_generation", "sample:instructions", "finetuning='qlora' needs a CUDA GPU", finetuning="qlora"),
+    # --- image classification ---
+    "a class folder with no images": C("image_classification", "<empty-class>", "hexagon: a class folder with no images"),
+    "a corrupt image": C("image_classification", "<corrupt>", "broken.jpg: not a readable image", bad_images="stop"),
+    "a zero-byte image": C("image_classification", "<zero-bytes>", "zero_bytes.png: not a readable image", bad_images="stop"),
+    "a folder with no images": C("image_classification", "<no-images>", "found no images"),
+    "a misnamed image column": C("image_classification", "sample:shapes", "no column 'picture'", image_column="picture"),
+    "a misnamed slice column": C("image_classification", "sample:shapes", "no column 'camera' (parameter slice_column)",
+                                 slice_column="camera"),
+    "an unknown augmentation": C("image_classification", "sample:shapes", "augment='mixup': use one of", augment="mixup"),
+    "a text model for images": C("image_classification", "sample:shapes", "not a timm model", model="tiny:bert"),
+}
+
+# Not an error: texts far longer than the model's context are truncated, counted and reported, and the run goes on.
+LONG_TEXTS = C("sentiment", "sentiment/very_long_texts.csv", "")
+
+# Through the real command too: exit status 1 and exactly one line on stderr.
+CLI_CASES = ["misnamed text column", "a parameter of the wrong type", "tokens and tags of different lengths", "a corrupt image"]
+
+
+def _image_folders(tmp: Path) -> dict:
+    "Copies of the bundled shapes sample with one thing wrong each."
+    from ftrecipes.data import sample_path
+    shapes, out = sample_path("shapes"), {}
+    for name in ("empty-class", "corrupt", "zero-bytes"):
+        out[name] = tmp/name
+        shutil.copytree(shapes, out[name])
+    (out["empty-class"]/"hexagon").mkdir()
+    shutil.copy(CORPUS/"image_classification"/"broken.jpg", out["corrupt"]/"cross")
+    shutil.copy(CORPUS/"image_classification"/"zero_bytes.png", out["zero-bytes"]/"circle")
+    out["no-images"] = tmp/"no-images"
+    (out["no-images"]/"cats").mkdir(parents=True)
+    (out["no-images"]/"cats"/"readme.txt").write_text("photos to come")
+    return out
+
+
+def _model_folders(tmp: Path) -> dict:
+    "A saved model without its tokenizer, and a folder of weights without config.json."
+    from ftrecipes.models import build_tiny_model
+    tiny = build_tiny_model("bert")
+    out = {"no-tokenizer": tmp/"no-tokenizer", "not-a-model": tmp/"not-a-model"}
+    for folder in out.values(): folder.mkdir(parents=True)
+    shutil.copy(tiny/"config.json", out["no-tokenizer"])
+    for weights in tiny.glob("*.safetensors"):
+        shutil.copy(weights, out["no-tokenizer"])
+        shutil.copy(weights, out["not-a-model"])
+    return out
+
+
+def resolve(case: dict, folders: dict) -> dict:
+    "The case's parameters for `run_recipe`: smoke preset, data and model as absolute paths."
+    def fix(v):
+        if isinstance(v, str) and v.startswith("<") and v.endswith(">"): return str(folders[v[1:-1]])
+        if isinstance(v, str) and (CORPUS/v).exists() and "/" in v: return str(CORPUS/v)
+        return v
+    params = {"preset": "smoke", "data": fix(case["data"])}
+    params.update({k: fix(v) for k, v in case["params"].items()})
+    return params
+
+
+def _earlier_run(folder: Path, task: str):
+    "What an earlier, finished run left in `folder`."
+    (folder/"model").mkdir(parents=True)
+    (folder/"model"/"model.safetensors").write_bytes(b"earlier weights")
+    (folder/"results.json").write_text(json.dumps({"task": task, "created": "earlier"}))
+    (folder/f"{task}.ipynb").write_text("{}")
+
+
+def _digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def corpus_runs(tmp_path_factory):
+    "Every case, run on the warm workers: {name: (run outcome, output folder, digest before)}."
+    tmp = tmp_path_factory.mktemp("bad_inputs")
+    folders = {**_image_folders(tmp/"images"), **_model_folders(tmp/"models")}
+    jobs, outs = [], {}
+    for i, (name, case) in enumerate(CASES.items()):
+        out = tmp/"runs"/f"case{i:02d}"
+        _earlier_run(out, case["task"])
+        outs[name] = (out, _digest(out))
+        jobs.append((case["task"], resolve(case, folders), str(out), str(tmp)))
+    long_out = tmp/"runs"/"long_texts"
+    jobs.append(("sentiment", resolve(LONG_TEXTS, folders), str(long_out), str(tmp)))
+    *runs, long_run = run_all(jobs, job=run_recipe_job)
+    results = {name: (run, *outs[name]) for name, run in zip(CASES, runs)}
+    ARTIFACTS.mkdir(exist_ok=True)
+    lines = ["| case | recipe | message |", "|---|---|---|"]
+    for name, (run, out, _) in results.items():
+        msg = run["error"].replace(str(tmp), "<tmp>").replace(str(CORPUS), "bad_inputs").replace("|", "\\|")
+        lines.append(f"| {name} | {CASES[name]['task']} | {msg if not run['ok'] else '(ran to the end)'} |")
+    (ARTIFACTS/"bad_inputs.md").write_text("\n".join(lines) + "\n")
+    return results, folders, (long_run, long_out)
+
+
+def test_the_corpus_has_at_least_30_cases_across_the_recipes():
+    tasks = {c["task"] for c in CASES.values()}
+    assert len(CASES) >= 30 and len(tasks) == 7, (len(CASES), tasks)
+    for case in CASES.values():
+        data = case["data"]
+        if data.split("/")[0] in tasks: assert (CORPUS/data).exists(), data
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_stops_before_training_with_one_clear_line(corpus_runs, name):
+    results, *_ = corpus_runs
+    run, out, before = results[name]
+    expected = CASES[name]["expected"]
+    assert not run["ok"], f"{name}: the recipe ran to the end"
+    assert run["cli_error"], f"{name}: the command would print a traceback, not one line: {run['error'][-2000:]}"
+    assert "\n" not in run["error"].strip(), f"{name}: the message spans lines:\n{run['error']}"
+    assert expected in run["error"], f"{name}: expected {expected!r} in:\n{run['error']}"
+    assert _digest(out) == before, f"{name}: the earlier run in {out} was changed"
+    for sibling in out.parent.glob(f"{out.name}-*"):
+        left = [m for m in ("checkpoints", "model", "results.json") if (sibling/m).exists()]
+        assert not left, f"{name}: training started or saved ({left} in {sibling})"
+
+
+def test_texts_longer_than_the_context_are_truncated_counted_and_reported(corpus_runs):
+    *_, (run, out) = corpus_runs
+    assert run["ok"], run["error"][-3000:]
+    results = json.loads((out/"results.json").read_text())
+    cut = sum(t["truncated"] for t in results["truncation"].values())
+    assert cut == 4, f"4 texts of about 1,700 tokens, cut to max_length={results['parameters']['max_length']}: {results['truncation']}"
+    assert "texts truncated to" in (out/"sentiment.ipynb").read_text(), "the notebook reports the count"
+
+
+def test_the_command_exits_1_with_one_line(ftrecipes_cmd, corpus_runs, tmp_path):
+    _, folders, _ = corpus_runs
+    def run(name):
+        case = CASES[name]
+        args = [a for k, v in resolve(case, folders).items() for a in ("-p", f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}")]
+        return subprocess.run([ftrecipes_cmd, "run", case["task"], *args, "-o", str(tmp_path/name.replace(" ", "_")), "-q"],
+                              capture_output=True, text=True, env=subprocess_env(threads=1))
+    with ThreadPoolExecutor(2) as pool: procs = dict(zip(CLI_CASES, pool.map(run, CLI_CASES)))
+    for name, proc in procs.items():
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        assert proc.returncode == 1, f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
+        assert len(lines) == 1 and lines[0].startswith("ftrecipes: error: ") and CASES[name]["expected"] in lines[0], \
+            f"{name}: expected one line with {CASES[name]['expected']!r}, got:\n{proc.stderr}"
