@@ -23,7 +23,7 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, GenerationConfig, TextStreamer
 from .data import DataError
 from .environment import PRECISIONS, training_precision  # re-exported: the recipe imports them from here
-from .models import ModelError, count_parameters
+from .models import ModelError, count_parameters, safe_from_pretrained
 from .metrics import load_metric
 
 # %% ../nbs/09_causal_lm.ipynb #66d36097
@@ -251,7 +251,8 @@ def prompt_and_reference(messages: list) -> tuple:
 # %% ../nbs/09_causal_lm.ipynb #8fe187c4
 FINETUNING = ("lora", "qlora", "full")
 
-def load_causal_lm(path: str, finetuning: str = "lora", precision: str = "fp32", device: str = "cpu") -> tuple:
+def load_causal_lm(path: str, finetuning: str = "lora", precision: str = "fp32", device: str = "cpu",
+                   trust_remote_code: bool = False) -> tuple:
     "(model, weight_bits) for `finetuning`: the frozen base in 16 bits for LoRA on a GPU, 4-bit NF4 for QLoRA, fp32 otherwise."
     if finetuning not in FINETUNING: raise ValueError(f"finetuning={finetuning!r}: use one of {', '.join(FINETUNING)}.")
     kw, bits = dict(dtype=torch.float32), 32
@@ -268,7 +269,7 @@ def load_causal_lm(path: str, finetuning: str = "lora", precision: str = "fp32",
         bits = 4
     elif finetuning == "lora" and device == "cuda" and precision in ("bf16", "fp16"):
         kw, bits = dict(dtype=torch.bfloat16 if precision == "bf16" else torch.float16), 16
-    model = AutoModelForCausalLM.from_pretrained(path, **kw)
+    model = safe_from_pretrained(AutoModelForCausalLM, path, trust_remote_code=trust_remote_code, **kw)
     if finetuning == "qlora":
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -392,11 +393,11 @@ def answer_scores(outputs: list, references: list) -> dict:
                 new_tokens=sum(o["new_tokens"] for o in outputs) / len(outputs))
 
 # %% ../nbs/09_causal_lm.ipynb #675b3180
-def merged_model(model, base_path: str, adapter_dir, finetuning: str):
+def merged_model(model, base_path: str, adapter_dir, finetuning: str, trust_remote_code: bool = False):
     "The model to save whole: for LoRA/QLoRA the base from `base_path` with the adapter in `adapter_dir` merged in."
     if finetuning == "full": return model
     from peft import PeftModel
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype="auto")
+    base = safe_from_pretrained(AutoModelForCausalLM, base_path, trust_remote_code=trust_remote_code, dtype="auto")
     return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
 
 def save_adapter(model, tokenizer, out_dir) -> Path:

@@ -28,7 +28,7 @@ from transformers import AutoConfig, AutoModelForImageClassification, TrainerCal
 # %% ../nbs/16_image_classification.ipynb #00ef7147
 from .environment import describe_environment, seed_everything
 from .data import DataError, load_data, check_columns, check_not_empty, encode_labels, make_splits, label_counts, limit_rows, source_kind
-from .models import ModelError, resolve_model, count_parameters, best_offline_model
+from .models import ModelError, resolve_model, count_parameters, best_offline_model, safe_from_pretrained
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .metrics import (classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
                                per_class_table, plot_confusion_matrix, most_confident_errors, softmax,
@@ -95,7 +95,7 @@ def load_image_classifier(name: str, label_names: list):
     "The timm model `name` (resolved by `timm_model_id` and `resolve_model`) with a new head for `label_names`."
     path = resolve_model(timm_model_id(name), need_tokenizer=False)
     config = _timm_config(path, name, label_names)
-    return AutoModelForImageClassification.from_pretrained(path, config=config, ignore_mismatched_sizes=True)
+    return safe_from_pretrained(AutoModelForImageClassification, path, name, config=config, ignore_mismatched_sizes=True)
 
 def scratch_image_classifier(name: str, label_names: list):
     "The same architecture as `load_image_classifier(name, ...)`, randomly initialised the way timm initialises it."

@@ -23,7 +23,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCol
 # %% ../nbs/12_ner.ipynb #d28fba3f
 from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
-from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
+from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import load_metric, trainer_compute_metrics, plot_confusion_matrix, bootstrap_ci
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance
@@ -31,7 +31,7 @@ from .recipes import resolve_preset
 
 # %% ../nbs/12_ner.ipynb #c79e37f9
 PUBLISHED = dict(
-    model="bert-base-cased", data="lhoestq/conll2003", data_config=None, data_revision=None, tokens_column="tokens",
+    model="bert-base-cased", trust_remote_code=False, data="lhoestq/conll2003", data_config=None, data_revision=None, tokens_column="tokens",
     tags_column="ner_tags", label_names=None, split_seed=0, max_train_samples=None, max_length=256,
     label_all_subwords=False, learning_rate=3e-5, batch_size=32, epochs=3, weight_decay=0.01, warmup=0.1,
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="f1", precision="auto", seed=42,

@@ -26,7 +26,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataColla
 # %% ../nbs/11_question_answering.ipynb #c2198a2f
 from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
-from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
+from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import load_metric, softmax, bootstrap_ci
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance, register_task_pipeline
@@ -34,7 +34,7 @@ from .recipes import resolve_preset
 
 # %% ../nbs/11_question_answering.ipynb #d59c9dff
 PUBLISHED = dict(
-    model="bert-base-uncased", data="rajpurkar/squad", data_config=None, data_revision=None, id_column="id",
+    model="bert-base-uncased", trust_remote_code=False, data="rajpurkar/squad", data_config=None, data_revision=None, id_column="id",
     question_column="question", context_column="context", answers_column="answers", split_seed=0,
     max_train_samples=None, max_eval_samples=None, max_length=384, doc_stride=128, n_best=20, max_answer_length=30,
     null_score_threshold=0.0, learning_rate=3e-5, batch_size=12, epochs=2, weight_decay=0.0, warmup=0.0,

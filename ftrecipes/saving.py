@@ -12,6 +12,7 @@ __all__ = ['RUN_MARKERS', 'TRACKED_LIBRARIES', 'PROVENANCE_LIBRARIES', 'holds_ru
 # %% ../nbs/05_saving.ipynb #0cea24bb
 import json
 import platform
+import shutil
 import time
 import datetime
 from importlib import metadata
@@ -141,7 +142,7 @@ def _jsonable(o):
     return str(o)
 
 def save_run(out_dir, model, processing_class, results: dict) -> Path:
-    "Save model + tokenizer/processor + model card to `out_dir/model` and `results` (updated in place) to `out_dir/results.json`."
+    "Save model + tokenizer/processor + model card to `out_dir/model` (complete or absent: written as `model.partial` and renamed) and `results` (updated in place) to `out_dir/results.json`."
     from ftrecipes.environment import is_main_process, wait_for_main_process
     out_dir = Path(out_dir)
     model_dir = out_dir/"model"
@@ -149,9 +150,14 @@ def save_run(out_dir, model, processing_class, results: dict) -> Path:
                    created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     results.setdefault("versions", library_versions())
     if is_main_process():  # with several processes, one writes; the others wait to read it back
-        model.save_pretrained(model_dir)
-        if processing_class is not None: processing_class.save_pretrained(model_dir)
-        (model_dir/"README.md").write_text(model_card(results))
+        # written beside, then renamed: a run killed while saving leaves model.partial/, never a model/ that half loads
+        partial = out_dir/"model.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        model.save_pretrained(partial)
+        if processing_class is not None: processing_class.save_pretrained(partial)
+        (partial/"README.md").write_text(model_card(results))
+        if model_dir.exists(): shutil.rmtree(model_dir)  # this run saving again (a rerun cell): its own earlier save
+        partial.rename(model_dir)
         write_results(out_dir, results)
     wait_for_main_process()
     return model_dir
@@ -167,10 +173,12 @@ def write_results(out_dir, results: dict) -> Path:
     return path
 
 # %% ../nbs/05_saving.ipynb #1cc3b78d
-def reload_and_predict(model_dir, task: str, inputs, **pipeline_kwargs):
-    "Load `model_dir` with `pipeline(task)` and run it on `inputs`."
+def reload_and_predict(model_dir, task: str, inputs, trust_remote_code: bool = False, **pipeline_kwargs):
+    "Load `model_dir` with `pipeline(task)` and run it on `inputs`: safetensors weights only, code saved with the model run only with `trust_remote_code` (as when it was trained)."
     from transformers import pipeline
-    pipe = pipeline(task, model=str(model_dir), **pipeline_kwargs)
+    from ftrecipes.models import check_weights_format, check_remote_code
+    check_weights_format(model_dir); check_remote_code(model_dir, trust_remote_code)
+    pipe = pipeline(task, model=str(model_dir), trust_remote_code=trust_remote_code, **pipeline_kwargs)
     return pipe(inputs)
 
 # %% ../nbs/05_saving.ipynb #548183d4

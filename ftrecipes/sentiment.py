@@ -17,7 +17,7 @@ from datasets import DatasetDict
 # %% ../nbs/10_sentiment.ipynb #22604141
 from .environment import describe_environment, seed_everything, training_precision
 from .data import load_data, check_columns, encode_labels, make_splits, show_examples, label_counts, limit_rows
-from .models import resolve_model, load_model, describe_model, best_offline_text_encoder
+from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
                                majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors,
@@ -27,7 +27,7 @@ from .recipes import resolve_preset
 
 # %% ../nbs/10_sentiment.ipynb #e82b8cc9
 PUBLISHED = dict(
-    model="bert-base-cased", data="nyu-mll/glue", data_config="sst2", data_revision=None, text_column="sentence",
+    model="bert-base-cased", trust_remote_code=False, data="nyu-mll/glue", data_config="sst2", data_revision=None, text_column="sentence",
     label_column="label", label_names=None, label_threshold=None, slice_column=None, split_seed=0, max_train_samples=None,
     max_length=128, learning_rate=2e-5, batch_size=32, epochs=3, weight_decay=0.0, warmup=0.0,
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="accuracy", precision="auto", seed=42,

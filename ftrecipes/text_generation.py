@@ -19,7 +19,7 @@ from transformers import AutoTokenizer
 # %% ../nbs/15_text_generation.ipynb #afaa4064
 from .environment import describe_environment, seed_everything
 from .data import load_data, make_splits, limit_rows, source_kind
-from .models import resolve_model, describe_model, best_offline_model, choose_gradient_checkpointing
+from .models import resolve_model, load_tokenizer, describe_model, best_offline_model, choose_gradient_checkpointing
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance
 from .recipes import resolve_preset
@@ -32,7 +32,7 @@ from .causal_lm import (ensure_pad_token, ensure_chat_template, to_chats, tokeni
 
 # %% ../nbs/15_text_generation.ipynb #c657fc57
 PUBLISHED = dict(
-    mode="instruction", model="HuggingFaceTB/SmolLM2-360M-Instruct", data="HuggingFaceH4/no_robots", data_config=None,
+    mode="instruction", model="HuggingFaceTB/SmolLM2-360M-Instruct", trust_remote_code=False, data="HuggingFaceH4/no_robots", data_config=None,
     data_revision=None, messages_column="messages", prompt_column="prompt", response_column="response",
     text_column="text", text_separator=None, split_seed=0, max_train_samples=None, max_eval_samples=None,
     max_seq_length=1024, long_prompts="drop", finetuning="lora", lora_r=16, lora_alpha=32, lora_dropout=0.05,

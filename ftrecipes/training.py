@@ -8,8 +8,9 @@ Docs: https://ftrecipes.github.io/ftrecipes/training.html.md"""
 __all__ = ['COMPILE_MIN_STEPS', 'TrainConfig', 'training_arguments', 'InOrderEvaluation', 'OrderedEvalTrainer', 'fast_settings',
            'NonFiniteLossError', 'StopOnNonFiniteLoss', 'trainer_callbacks', 'make_trainer', 'padding_waste',
            'trainer_padding_waste', 'optimizer_steps', 'lr_schedule', 'plot_lr_schedule', 'checkpoint_is_complete',
-           'last_complete_checkpoint', 'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order',
-           'loss_history', 'plot_loss_curves']
+           'last_complete_checkpoint', 'TrainingOutOfMemoryError', 'is_out_of_memory', 'out_of_memory_message',
+           'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order', 'loss_history',
+           'plot_loss_curves']
 
 # %% ../nbs/03_training.ipynb #b29c8385
 import math
@@ -324,9 +325,66 @@ def last_complete_checkpoint(output_dir, remove_incomplete: bool = True, max_ste
             shutil.rmtree(d)
     return None
 
+# %% ../nbs/03_training.ipynb #cc0d5fb9
+class TrainingOutOfMemoryError(MemoryError):
+    "Training ran out of accelerator memory; the message says where, the peak, and what to change."
+
+def is_out_of_memory(e: BaseException) -> bool:
+    "Is `e` an out-of-memory error of the GPU (CUDA, cuDNN, MPS, XPU)? accelerate's test, which the Trainer's batch-size finder uses."
+    from accelerate.utils.memory import should_reduce_batch_size
+    return isinstance(e, Exception) and should_reduce_batch_size(e)
+
+def _torch_words(error: BaseException) -> str:
+    "The first two sentences of PyTorch's message ('CUDA out of memory. Tried to allocate 2.00 GiB')."
+    return ". ".join(str(error).strip().split(". ")[:2]).rstrip(".")
+
+def _memory_reading() -> str:
+    import torch
+    if not torch.cuda.is_available(): return ""
+    peak, total = torch.cuda.max_memory_allocated(), torch.cuda.get_device_properties(0).total_memory
+    return f"; peak {peak / 2**30:.2f} GiB allocated of the {total / 2**30:.1f} GiB of {torch.cuda.get_device_name(0)}"
+
+def out_of_memory_message(trainer: Trainer, error: BaseException) -> str:
+    "Where training ran out of memory, the measured peak, and concrete next steps."
+    a, model = trainer.args, trainer.model
+    bs, ga = a.per_device_train_batch_size, a.gradient_accumulation_steps
+    steps = [f"batch_size={max(1, bs // 2)} with grad_accum={ga * 2} (the same effective batch)" if bs > 1 else
+             "a smaller model"]
+    if getattr(model, "supports_gradient_checkpointing", False) and not a.gradient_checkpointing:
+        steps.append("gradient_checkpointing=True (activations recomputed in the backward pass: about 30% slower, much less memory)")
+    if not hasattr(model, "peft_config"): steps.append("LoRA (finetuning='lora' in the text-generation recipe: no optimizer state for the base weights)")
+    steps.append("shorter inputs (max_length, max_seq_length or image_size)")
+    if not (a.bf16 or a.fp16): steps.append("precision='bf16' where the GPU has it")
+    where = f"step {trainer.state.global_step}" + (" (after the first optimizer step: evaluation or a longer batch)" if trainer.state.global_step else "")
+    good = last_complete_checkpoint(a.output_dir, remove_incomplete=False) if trainer.state.global_step else None
+    return (f"{where}: out of GPU memory with batch_size={bs} x grad_accum={ga}{_memory_reading()}. "
+            f"Try: {'; '.join(steps)}." + (f" The last complete checkpoint is {good}." if good else "")
+            + f" ({type(error).__name__}: {_torch_words(error)}.)")
+
+def _can_back_off(trainer: Trainer) -> bool:
+    "Only before the first optimizer step (nothing learnt is lost), with a batch to halve, in a single process (DDP ranks would disagree)."
+    return trainer.state.global_step == 0 and trainer.args.per_device_train_batch_size > 1 and trainer.args.world_size == 1
+
+def _back_off(trainer: Trainer, error: BaseException) -> dict:
+    "Halve the batch, double the accumulation, free what the failed attempt held; return what changed."
+    import gc, torch
+    a = trainer.args
+    bs, ga = a.per_device_train_batch_size, a.gradient_accumulation_steps
+    record = dict(batch_size=bs, grad_accum=ga, error=_torch_words(error))
+    if torch.cuda.is_available(): record["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated()
+    a.per_device_train_batch_size, a.gradient_accumulation_steps = bs // 2, ga * 2
+    trainer._train_batch_size = a.train_batch_size  # what the Trainer's dataloader reads (as its own batch-size finder sets it)
+    trainer.optimizer = trainer.lr_scheduler = None  # rebuilt by the next attempt
+    trainer.model_wrapped = trainer.model
+    gc.collect()
+    if torch.cuda.is_available(): torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    print(f"out of memory at batch_size={bs} x grad_accum={ga} before the first step{_memory_reading()}: "
+          f"trying batch_size={bs // 2} x grad_accum={ga * 2} (the same effective batch)")
+    return record
+
 # %% ../nbs/03_training.ipynb #9a5d966d
-def train_and_time(trainer: Trainer, resume: bool = False, **kwargs) -> dict:
-    "Train (with `resume`, from the last complete checkpoint in the Trainer's output folder), and return the Trainer's metrics plus wall time, steps, peak memory, the speed settings and the padding waste."
+def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = True, **kwargs) -> dict:
+    "Train (with `resume`, from the last complete checkpoint in the Trainer's output folder), and return the Trainer's metrics plus wall time, steps, peak memory, the speed settings and the padding waste. Out of memory before the first optimizer step, `oom_backoff` halves the batch and doubles gradient accumulation (the same effective batch) and tries again; otherwise it stops with `TrainingOutOfMemoryError`."
     import torch
     if resume:
         ckpt = last_complete_checkpoint(trainer.args.output_dir)
@@ -339,10 +397,16 @@ def train_and_time(trainer: Trainer, resume: bool = False, **kwargs) -> dict:
     if waste: print(f"padding: {100 * waste['batches']:.1f}% of the tokens in training batches "
                     f"({waste['sampling']}; random batches: {100 * waste['random_batches']:.1f}%)")
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    result = trainer.train(**kwargs)
+    start, backoffs = time.perf_counter(), []
+    while True:
+        try: result = trainer.train(**kwargs); break
+        except Exception as e:
+            if not is_out_of_memory(e): raise
+            if not (oom_backoff and _can_back_off(trainer)): raise TrainingOutOfMemoryError(out_of_memory_message(trainer, e)) from None
+            backoffs.append(_back_off(trainer, e))
     out = dict(result.metrics, wall_time_s=round(time.perf_counter() - start, 1), global_step=result.global_step,
                processes=trainer.args.world_size, speed_settings=speed, padding_waste=waste)
+    if backoffs: out["batch_backoff"] = backoffs
     if "resume_from_checkpoint" in kwargs: out["resumed_from"] = Path(kwargs["resume_from_checkpoint"]).name
     if torch.cuda.is_available(): out["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated()
     elif (rss := peak_process_memory()) is not None: out["peak_process_memory_bytes"] = rss

@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 # %% ../nbs/14_translation.ipynb #5a950b0b
 from .environment import describe_environment, seed_everything
 from .data import DataError, load_data, make_splits, limit_rows
-from .models import resolve_model, load_model, describe_model
+from .models import resolve_model, load_tokenizer, load_model, describe_model
 from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import load_metric
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance
@@ -27,7 +27,7 @@ from .seq2seq import (source_prefix, seq2seq_precision, tokenize_pairs, report_t
 
 # %% ../nbs/14_translation.ipynb #c8be4029
 PUBLISHED = dict(
-    model="Helsinki-NLP/opus-mt-en-ro", data="wmt/wmt16", data_config="ro-en", data_revision=None, source_lang="en",
+    model="Helsinki-NLP/opus-mt-en-ro", trust_remote_code=False, data="wmt/wmt16", data_config="ro-en", data_revision=None, source_lang="en",
     target_lang="ro", translation_column="translation", split_seed=0, max_train_samples=None, max_eval_samples=None,
     max_source_length=128, max_target_length=128, num_beams=4, max_new_tokens=128, length_penalty=1.0,
     no_repeat_ngram_size=0, learning_rate=2e-5, batch_size=16, epochs=1, weight_decay=0.01, warmup=0.0,

@@ -57,6 +57,13 @@ CASES = {
     "a model folder with no tokenizer": C("sentiment", "sample:sentiment", "has a model but no tokenizer files", model="<no-tokenizer>"),
     "a folder that is not a model": C("sentiment", "sample:sentiment", "no config.json, so this is not a saved model folder",
                                       model="<not-a-model>"),
+    "a model saved only as a pickle": C("sentiment", "sample:sentiment", "the weights are only a PyTorch pickle (pytorch_model.bin)",
+                                        model="<pickle-weights>"),
+    "a model that ships its own code": C("sentiment", "sample:sentiment",
+                                         "ships its own Python code (configuration_echo.py, modeling_echo.py), which would run",
+                                         model="<custom-code>"),
+    "trust_remote_code given as a string": C("sentiment", "sample:sentiment", "-p trust_remote_code='yes': expected a bool like False",
+                                             trust_remote_code="yes"),
     "a learning rate of zero": C("sentiment", "sample:sentiment", "learning_rate=0", learning_rate=0.0),
     "a negative learning rate": C("sentiment", "sample:sentiment", "learning_rate=-2e-05", learning_rate=-2e-5),
     "a batch size of zero": C("sentiment", "sample:sentiment", "batch_size=0", batch_size=0),
@@ -110,6 +117,8 @@ CASES = {
 
 # Not an error: texts far longer than the model's context are truncated, counted and reported, and the run goes on.
 LONG_TEXTS = C("sentiment", "sentiment/very_long_texts.csv", "")
+# Not an error either: with trust_remote_code=True the model's own code runs, and the recipe says what that means.
+TRUSTED = C("sentiment", "sample:sentiment", "", model="<custom-code>", trust_remote_code=True)
 
 # Through the real command too: exit status 1 and exactly one line on stderr.
 CLI_CASES = ["misnamed text column", "a parameter of the wrong type", "tokens and tags of different lengths", "a corrupt image"]
@@ -132,15 +141,31 @@ def _image_folders(tmp: Path) -> dict:
 
 
 def _model_folders(tmp: Path) -> dict:
-    "A saved model without its tokenizer, and a folder of weights without config.json."
+    "Model folders with one thing wrong: no tokenizer; no config.json; pickled weights only; code of their own (which leaves a file behind when it runs)."
+    import torch
+    from safetensors.torch import load_file
     from ftrecipes.models import build_tiny_model
     tiny = build_tiny_model("bert")
-    out = {"no-tokenizer": tmp/"no-tokenizer", "not-a-model": tmp/"not-a-model"}
+    out = {name: tmp/name for name in ("no-tokenizer", "not-a-model", "pickle-weights", "custom-code")}
     for folder in out.values(): folder.mkdir(parents=True)
     shutil.copy(tiny/"config.json", out["no-tokenizer"])
     for weights in tiny.glob("*.safetensors"):
         shutil.copy(weights, out["no-tokenizer"])
         shutil.copy(weights, out["not-a-model"])
+    shutil.copytree(tiny, out["pickle-weights"], dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.safetensors"))
+    torch.save(load_file(tiny/"model.safetensors"), out["pickle-weights"]/"pytorch_model.bin")
+    custom = out["custom-code"]
+    shutil.copytree(tiny, custom, dirs_exist_ok=True)
+    (custom/"configuration_echo.py").write_text("from transformers import BertConfig\n\nclass EchoConfig(BertConfig):\n    model_type = 'echo'\n")
+    (custom/"modeling_echo.py").write_text(
+        "from transformers import BertForSequenceClassification\nfrom .configuration_echo import EchoConfig\n\n"
+        f"open({str(custom/'code_ran')!r}, 'w').close()\n\n"
+        "class EchoForSequenceClassification(BertForSequenceClassification):\n    config_class = EchoConfig\n")
+    config = json.loads((custom/"config.json").read_text())
+    config.update(model_type="echo", architectures=["EchoForSequenceClassification"],
+                  auto_map={"AutoConfig": "configuration_echo.EchoConfig",
+                            "AutoModelForSequenceClassification": "modeling_echo.EchoForSequenceClassification"})
+    (custom/"config.json").write_text(json.dumps(config))
     return out
 
 
@@ -178,9 +203,10 @@ def corpus_runs(tmp_path_factory):
         _earlier_run(out, case["task"])
         outs[name] = (out, _digest(out))
         jobs.append((case["task"], resolve(case, folders), str(out), str(tmp)))
-    long_out = tmp/"runs"/"long_texts"
+    long_out, trusted_out = tmp/"runs"/"long_texts", tmp/"runs"/"trusted"
     jobs.append(("sentiment", resolve(LONG_TEXTS, folders), str(long_out), str(tmp)))
-    *runs, long_run = run_all(jobs, job=run_recipe_job)
+    jobs.append(("sentiment", resolve(TRUSTED, folders), str(trusted_out), str(tmp)))
+    *runs, long_run, trusted_run = run_all(jobs, job=run_recipe_job)
     results = {name: (run, *outs[name]) for name, run in zip(CASES, runs)}
     ARTIFACTS.mkdir(exist_ok=True)
     lines = ["| case | recipe | message |", "|---|---|---|"]
@@ -188,7 +214,7 @@ def corpus_runs(tmp_path_factory):
         msg = run["error"].replace(str(tmp), "<tmp>").replace(str(CORPUS), "bad_inputs").replace("|", "\\|")
         lines.append(f"| {name} | {CASES[name]['task']} | {msg if not run['ok'] else '(ran to the end)'} |")
     (ARTIFACTS/"bad_inputs.md").write_text("\n".join(lines) + "\n")
-    return results, folders, (long_run, long_out)
+    return results, folders, (long_run, long_out), (trusted_run, trusted_out)
 
 
 def test_the_corpus_has_at_least_30_cases_across_the_recipes():
@@ -215,7 +241,7 @@ def test_bad_input_stops_before_training_with_one_clear_line(corpus_runs, name):
 
 
 def test_texts_longer_than_the_context_are_truncated_counted_and_reported(corpus_runs):
-    *_, (run, out) = corpus_runs
+    *_, (run, out), _ = corpus_runs
     assert run["ok"], run["error"][-3000:]
     results = json.loads((out/"results.json").read_text())
     cut = sum(t["truncated"] for t in results["truncation"].values())
@@ -223,8 +249,29 @@ def test_texts_longer_than_the_context_are_truncated_counted_and_reported(corpus
     assert "texts truncated to" in (out/"sentiment.ipynb").read_text(), "the notebook reports the count"
 
 
+def test_code_shipped_with_a_model_runs_only_when_trusted_and_the_run_says_what_that_means(corpus_runs):
+    results, folders, _, (run, out) = corpus_runs
+    refused = results["a model that ships its own code"][0]
+    assert not refused["ok"] and "trust_remote_code=True" in refused["error"]
+    assert run["ok"], run["error"][-3000:]
+    assert (folders["custom-code"]/"code_ran").exists(), "with trust_remote_code=True the model's own code ran"
+    notebook = (out/"sentiment.ipynb").read_text()
+    assert "It runs now, in this process, with your permissions" in notebook, "the recipe says what trusting means"
+    saved = Path(json.loads((out/"results.json").read_text())["saved_model"])
+    assert (saved/"modeling_echo.py").exists(), "the saved model keeps its code, so it reloads the same way"
+
+
+def test_weights_are_saved_as_safetensors_only(corpus_runs):
+    *_, (run, out) = corpus_runs
+    assert run["ok"], run["error"][-3000:]
+    saved = Path(json.loads((out/"results.json").read_text())["saved_model"])
+    files = sorted(f.name for f in saved.iterdir())
+    assert any(f.endswith(".safetensors") for f in files), files
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))], f"pickled weights saved: {files}"
+
+
 def test_the_command_exits_1_with_one_line(ftrecipes_cmd, corpus_runs, tmp_path):
-    _, folders, _ = corpus_runs
+    _, folders, *_ = corpus_runs
     def run(name):
         case = CASES[name]
         args = [a for k, v in resolve(case, folders).items() for a in ("-p", f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}")]

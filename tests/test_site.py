@@ -124,6 +124,22 @@ def test_committed_outputs_hold_no_machine_paths_or_tokens():
     assert not found, "\n".join(found[:20])
 
 
+TOKEN_IN_CODE = re.compile(r"(?:notebook_)?login\(\s*(?:token\s*=\s*)?[\"']|(?:HF_TOKEN|HUGGING_FACE_HUB_TOKEN)\"?\]?\s*=\s*[\"']")
+
+
+def test_no_cell_holds_a_token_or_logs_in_with_one():
+    "Tokens come from the environment (HF_TOKEN) or Colab's secrets, which huggingface_hub reads itself; never from a cell, which the notebook would save."
+    found = []
+    for path in sorted(NBS.glob("*.ipynb")):
+        for i, cell in enumerate(notebook(path.name).cells):
+            for m in [*LEAKS.finditer(cell.source), *TOKEN_IN_CODE.finditer(cell.source)]:
+                if not m[0].startswith("/"): found.append(f"{path.name} cell {i}: {m[0]!r}")
+    assert not found, "\n".join(found)
+    for bad in ('login("hf_x")', "notebook_login(token='abc')", 'os.environ["HF_TOKEN"] = "hf_x"'):
+        assert TOKEN_IN_CODE.search(bad), bad
+    assert not TOKEN_IN_CODE.search('token = os.environ.get("HF_TOKEN")')
+
+
 def test_leak_pattern_catches_what_it_should():
     "The pattern of the test above finds the leaks it exists for, and passes the placeholders the outputs use."
     for bad in ("/root/.cache/x", "saved to /tmp/tmpab12/model", "/home/ana/data.csv", "hf_" + "a1B2" * 9):
