@@ -31,7 +31,8 @@ from .recipes import resolve_preset
 
 # %% ../nbs/12_ner.ipynb #c79e37f9
 PUBLISHED = dict(
-    model="bert-base-cased", trust_remote_code=False, data="lhoestq/conll2003", data_config=None, data_revision=None, tokens_column="tokens",
+    model="bert-base-cased", trust_remote_code=False,
+    data="lhoestq/conll2003", data_config=None, data_revision=None, tokens_column="tokens",
     tags_column="ner_tags", label_names=None, split_seed=0, max_train_samples=None, max_length=256,
     label_all_subwords=False, learning_rate=3e-5, batch_size=32, epochs=3, weight_decay=0.01, warmup=0.1,
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="f1", precision="auto", seed=42,

@@ -34,7 +34,8 @@ from .recipes import resolve_preset
 
 # %% ../nbs/11_question_answering.ipynb #d59c9dff
 PUBLISHED = dict(
-    model="bert-base-uncased", trust_remote_code=False, data="rajpurkar/squad", data_config=None, data_revision=None, id_column="id",
+    model="bert-base-uncased", trust_remote_code=False,
+    data="rajpurkar/squad", data_config=None, data_revision=None, id_column="id",
     question_column="question", context_column="context", answers_column="answers", split_seed=0,
     max_train_samples=None, max_eval_samples=None, max_length=384, doc_stride=128, n_best=20, max_answer_length=30,
     null_score_threshold=0.0, learning_rate=3e-5, batch_size=12, epochs=2, weight_decay=0.0, warmup=0.0,

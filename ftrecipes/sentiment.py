@@ -27,7 +27,8 @@ from .recipes import resolve_preset
 
 # %% ../nbs/10_sentiment.ipynb #e82b8cc9
 PUBLISHED = dict(
-    model="bert-base-cased", trust_remote_code=False, data="nyu-mll/glue", data_config="sst2", data_revision=None, text_column="sentence",
+    model="bert-base-cased", trust_remote_code=False,
+    data="nyu-mll/glue", data_config="sst2", data_revision=None, text_column="sentence",
     label_column="label", label_names=None, label_threshold=None, slice_column=None, split_seed=0, max_train_samples=None,
     max_length=128, learning_rate=2e-5, batch_size=32, epochs=3, weight_decay=0.0, warmup=0.0,
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="accuracy", precision="auto", seed=42,

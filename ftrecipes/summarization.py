@@ -26,7 +26,8 @@ from .seq2seq import (check_pairs, source_prefix, seq2seq_precision, tokenize_pa
 
 # %% ../nbs/13_summarization.ipynb #432eda11
 PUBLISHED = dict(
-    model="t5-small", trust_remote_code=False, data="abisee/cnn_dailymail", data_config="3.0.0", data_revision=None, source_column="article",
+    model="t5-small", trust_remote_code=False,
+    data="abisee/cnn_dailymail", data_config="3.0.0", data_revision=None, source_column="article",
     target_column="highlights", split_seed=0, max_train_samples=None, max_eval_samples=None, max_source_length=512,
     max_target_length=128, num_beams=1, max_new_tokens=128, length_penalty=1.0, no_repeat_ngram_size=3,
     learning_rate=2e-5, batch_size=16, epochs=1, weight_decay=0.01, warmup=0.0, lr_scheduler="linear", grad_accum=1,

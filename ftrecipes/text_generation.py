@@ -32,7 +32,8 @@ from .causal_lm import (ensure_pad_token, ensure_chat_template, to_chats, tokeni
 
 # %% ../nbs/15_text_generation.ipynb #c657fc57
 PUBLISHED = dict(
-    mode="instruction", model="HuggingFaceTB/SmolLM2-360M-Instruct", trust_remote_code=False, data="HuggingFaceH4/no_robots", data_config=None,
+    mode="instruction", model="HuggingFaceTB/SmolLM2-360M-Instruct", trust_remote_code=False,
+    data="HuggingFaceH4/no_robots", data_config=None,
     data_revision=None, messages_column="messages", prompt_column="prompt", response_column="response",
     text_column="text", text_separator=None, split_seed=0, max_train_samples=None, max_eval_samples=None,
     max_seq_length=1024, long_prompts="drop", finetuning="lora", lora_r=16, lora_alpha=32, lora_dropout=0.05,

@@ -27,7 +27,8 @@ from .seq2seq import (source_prefix, seq2seq_precision, tokenize_pairs, report_t
 
 # %% ../nbs/14_translation.ipynb #c8be4029
 PUBLISHED = dict(
-    model="Helsinki-NLP/opus-mt-en-ro", trust_remote_code=False, data="wmt/wmt16", data_config="ro-en", data_revision=None, source_lang="en",
+    model="Helsinki-NLP/opus-mt-en-ro", trust_remote_code=False,
+    data="wmt/wmt16", data_config="ro-en", data_revision=None, source_lang="en",
     target_lang="ro", translation_column="translation", split_seed=0, max_train_samples=None, max_eval_samples=None,
     max_source_length=128, max_target_length=128, num_beams=4, max_new_tokens=128, length_penalty=1.0,
     no_repeat_ngram_size=0, learning_rate=2e-5, batch_size=16, epochs=1, weight_decay=0.01, warmup=0.0,
