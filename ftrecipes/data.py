@@ -6,8 +6,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/data.html.md"""
 
 # %% auto #0
 __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'TEXT_SUFFIXES', 'DataError', 'bundled_samples', 'sample_path',
-           'source_kind', 'conll_columns', 'diagnose_file', 'load_data', 'check_not_empty', 'check_columns',
-           'encode_labels', 'make_splits', 'limit_rows', 'show_examples', 'label_counts']
+           'source_kind', 'conll_columns', 'diagnose_file', 'load_data', 'check_not_empty', 'suggest_column',
+           'check_columns', 'encode_labels', 'make_splits', 'limit_rows', 'show_examples', 'label_counts']
 
 # %% ../nbs/01_data.ipynb #e8731bfe
 import json
@@ -209,14 +209,26 @@ def check_not_empty(dsd: DatasetDict, source: str = "the data"):
             raise DataError(f"{source}: the {name!r} split has no rows. Add examples or remove that split.")
 
 # %% ../nbs/01_data.ipynb #5c77640a
+def suggest_column(param: str, wanted: str, candidates: list):
+    "The candidate column most like `wanted` or like the parameter's own name (`label_column` -> 'label'), if any is close."
+    import difflib
+    stem = param.removesuffix("_column")
+    score = lambda c: max(difflib.SequenceMatcher(None, c.lower(), w.lower()).ratio() for w in (wanted, stem))
+    best = max(candidates, key=score, default=None)
+    return best if best is not None and score(best) >= 0.6 else None
+
 def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
-    "Fail unless every split has the columns in `required` (parameter name -> column name)."
+    "Fail unless every split has the columns in `required` (parameter name -> column name); suggest a column only where one fits."
     for split, ds in dsd.items():
         missing = {param: col for param, col in required.items() if col not in ds.column_names}
         if missing:
             what = ", ".join(f"{col!r} (parameter {param})" for param, col in missing.items())
-            raise DataError(f"{source}, split {split!r}: no column {what}. Columns found: {ds.column_names}. "
-                            f"Pass the right name, e.g. -p {next(iter(missing))}={ds.column_names[0]!r}.")
+            param = next(iter(missing))
+            unused = [c for c in ds.column_names if c not in required.values()]
+            guess = suggest_column(param, missing[param], unused)
+            hint = (f"Pass the right name, e.g. -p {param}={guess!r}." if guess else
+                    f"Add the column, or pass its name with -p {param}=NAME.")
+            raise DataError(f"{source}, split {split!r}: no column {what}. Columns found: {ds.column_names}. {hint}")
 
 # %% ../nbs/01_data.ipynb #7cd575dc
 def _row_hint(split, i): return f"split {split!r}, row {i + 1}"

@@ -178,7 +178,7 @@ def check_images(dsd: DatasetDict, column: str, source: str = "the data", bad: s
             except Exception as e:
                 reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}"
                 if bad == "stop":
-                    raise DataError(f"{source}: {where}: not a readable image ({reason}). Replace or remove the file, "
+                    raise DataError(f"{where if str(where).startswith(str(source)) else f'{source}: {where}'}: not a readable image ({reason}). Replace or remove the file, "
                                     "or pass bad_images='skip' to leave unreadable images out.") from e
                 skipped.append(dict(split=split, where=str(where), reason=reason))
         out[split] = ds if len(keep) == len(ds) else ds.select(keep)

@@ -27,6 +27,8 @@ class Params(dict):
 # %% ../nbs/06_recipes.ipynb #4b516308
 GIVEN = "_given_parameters"  # the names run_recipe passed, injected beside them
 
+def _a(word: str) -> str: return ("an " if word[0] in "aeiou" else "a ") + word
+
 def _type_ok(given, default) -> bool:
     if default is None or given is None: return True
     if default == "auto" and isinstance(given, bool): return True  # e.g. gradient_checkpointing: 'auto', True or False
@@ -57,7 +59,7 @@ def resolve_preset(preset: str,  # the recipe's `preset` parameter
     for k, default in published.items():
         given = values.get(k, default)
         if not _type_ok(given, default):
-            raise ValueError(f"{k}={given!r}: expected a {type(default).__name__} like {default!r}.")
+            raise ValueError(f"{k}={given!r}: expected {_a(type(default).__name__)} like {default!r}.")
         yours = k in named or given != default
         if preset != "published" and k in chosen and not yours: out[k], source[k] = chosen[k], f"preset {preset}"
         else: out[k], source[k] = given, ("you" if yours else "published default")
@@ -116,11 +118,14 @@ def check_params(task: str, params: dict) -> dict:
     known = recipe_parameters(task)
     for k, v in params.items():
         if k not in known:
-            raise ValueError(f"{task} has no parameter {k!r}. Parameters: {', '.join(known)}.")
+            import difflib
+            close = difflib.get_close_matches(k, known, n=1)
+            raise ValueError(f"{task} has no parameter {k!r}." + (f" Did you mean {close[0]!r}?" if close else "")
+                             + f" Parameters: {', '.join(known)}.")
         try: default = ast.literal_eval(known[k]["default"])
         except (ValueError, SyntaxError): continue
         if not _type_ok(v, default):
-            raise ValueError(f"-p {k}={v!r}: expected a {type(default).__name__} like {default!r}.")
+            raise ValueError(f"-p {k}={v!r}: expected {_a(type(default).__name__)} like {default!r}.")
     return params
 
 def _last_line(text: str) -> str:

@@ -34,8 +34,8 @@ def C(task, data, expected, **params):
 CASES = {
     # --- text classification (sentiment) ---
     "misnamed text column": C("sentiment", "sentiment/misnamed_text_column.csv",
-                              "split 'train': no column 'text' (parameter text_column). Columns found: ['review', 'label']. Pass the right name, e.g. -p text_column='review'"),
-    "misnamed label column": C("sentiment", "sample:sentiment", "no column 'stars' (parameter label_column)", label_column="stars"),
+                              "split 'train': no column 'text' (parameter text_column). Columns found: ['review', 'label']. Add the column, or pass its name with -p text_column=NAME"),
+    "misnamed label column": C("sentiment", "sample:sentiment", "no column 'stars' (parameter label_column). Columns found: ['text', 'label', 'domain']. Pass the right name, e.g. -p label_column='label'", label_column="stars"),
     "empty file": C("sentiment", "sentiment/empty.csv", "empty.csv: the file is empty"),
     "header row only": C("sentiment", "sentiment/header_only.csv", "header_only.csv: has a header row but no data rows"),
     "an empty split": C("sentiment", "sentiment/empty_split", "test.csv: has a header row but no data rows"),
@@ -67,8 +67,8 @@ CASES = {
     "a learning rate of zero": C("sentiment", "sample:sentiment", "learning_rate=0", learning_rate=0.0),
     "a negative learning rate": C("sentiment", "sample:sentiment", "learning_rate=-2e-05", learning_rate=-2e-5),
     "a batch size of zero": C("sentiment", "sample:sentiment", "batch_size=0", batch_size=0),
-    "a parameter of the wrong type": C("sentiment", "sample:sentiment", "-p batch_size='big': expected a int like 32", batch_size="big"),
-    "a misspelt parameter": C("sentiment", "sample:sentiment", "sentiment has no parameter 'epoch'", epoch=3),
+    "a parameter of the wrong type": C("sentiment", "sample:sentiment", "-p batch_size='big': expected an int like 32", batch_size="big"),
+    "a misspelt parameter": C("sentiment", "sample:sentiment", "sentiment has no parameter 'epoch'. Did you mean 'epochs'?", epoch=3),
     "an unknown preset": C("sentiment", "sample:sentiment", "preset='fast': use one of", preset="fast"),
     # --- extractive question answering ---
     "an answer not at answer_start": C("question_answering", "question_answering/wrong_answer_start.jsonl",
@@ -105,7 +105,7 @@ CASES = {
     "QLoRA without a CUDA GPU": C("text_generation", "sample:instructions", "finetuning='qlora' needs a CUDA GPU", finetuning="qlora"),
     # --- image classification ---
     "a class folder with no images": C("image_classification", "<empty-class>", "hexagon: a class folder with no images"),
-    "a corrupt image": C("image_classification", "<corrupt>", "broken.jpg: not a readable image", bad_images="stop"),
+    "a corrupt image": C("image_classification", "<corrupt>", "cross/broken.jpg: not a readable image (OSError", bad_images="stop"),
     "a zero-byte image": C("image_classification", "<zero-bytes>", "zero_bytes.png: not a readable image", bad_images="stop"),
     "a folder with no images": C("image_classification", "<no-images>", "found no images"),
     "a misnamed image column": C("image_classification", "sample:shapes", "no column 'picture'", image_column="picture"),
