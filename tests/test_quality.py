@@ -1,7 +1,7 @@
 """Quality tier: real pre-trained weights on real data, through the recipe itself (`ftrecipes run`).
 
 Runs in CI (it is in the default suite); select it alone with `pytest -m quality`, leave it out with
-`pytest -m "not quality"`. Skips with the reason where ../shared/data or the offline weights are absent.
+`pytest -m "not quality and not lower_bounds"`. Skips with the reason where ../shared/data or the offline weights are absent.
 
 The runs go two at a time with one CPU thread each (the `quality_runs` fixture starts every selected test's run
 when the first of them asks; each test then checks its own). Much of a run is single-threaded (data preparation,
