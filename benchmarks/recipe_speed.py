@@ -11,7 +11,7 @@ Hub), on the same synthetic data, in one process, this trains N steps twice:
   chat recipe has no example script; its baseline pads every chat to max_length. `--baseline-padding max_length` pads
   every text recipe's baseline to the maximum length instead.
 - recipe: the same model and data through `ftrecipes.training.make_trainer` with the recipe's precision
-  (`ftrecipes.environment.training_precision("auto", ...)`), its collator (dynamic padding), length-grouped batches
+  (`ftrecipes.environment.pick_precision(device, model)`, as the recipes choose it), its collator (dynamic padding), length-grouped batches
   (images: random batches, channels-last), and what else the recipe passes to make_trainer (the seq2seq trainer with
   `predict_with_generate`, text generation's gradient checkpointing as its `'auto'` default decides, LoRA through
   `ftrecipes.causal_lm.apply_lora`). make_trainer picks the fast settings per device; `trainer.speed_settings` is
@@ -451,7 +451,7 @@ def recipe_trainer(r: Recipe, model, rows, images, tokenizer, device, steps, out
     "(trainer, precision, note): the recipe's own pipeline, through ftrecipes.training.make_trainer."
     from ftrecipes.environment import pick_precision, training_precision
     from ftrecipes.training import TrainConfig, make_trainer
-    precision = training_precision("auto", device, pick_precision(device))
+    precision = training_precision("auto", device, pick_precision(device, model))
     per_epoch, total = r.published_steps()
     cfg = TrainConfig(batch_size=r.batch, max_steps=total, grad_accum=1, group_by_length=r.data != "images")
     overrides = dict(r.overrides, max_steps=steps, logging_steps=max(1, per_epoch // 10), eval_strategy="no",

@@ -26,7 +26,7 @@ from datasets import DatasetDict
 from transformers import AutoConfig, AutoModelForImageClassification, TrainerCallback
 
 # %% ../nbs/16_image_classification.ipynb #00ef7147
-from .environment import describe_environment, seed_everything
+from .environment import describe_environment, seed_everything, pick_precision
 from .data import DataError, load_data, check_columns, check_not_empty, encode_labels, make_splits, label_counts, limit_rows, source_kind
 from .models import ModelError, resolve_model, count_parameters, best_offline_model, safe_from_pretrained
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note

@@ -22,6 +22,8 @@ from dataclasses import dataclass, asdict, fields
 # %% ../nbs/03_training.ipynb #f3292218
 from transformers import Trainer, TrainingArguments, TrainerCallback, EarlyStoppingCallback
 
+from .environment import cpu_bf16_instructions, has_depthwise_convolutions
+
 # %% ../nbs/03_training.ipynb #c9d04f1d
 @dataclass
 class TrainConfig:
@@ -151,6 +153,18 @@ def _attention_note(model) -> str:
     if impl == "sdpa": return "sdpa (PyTorch's fused scaled-dot-product attention)"
     return f"{impl}" + (": this architecture has no SDPA path in transformers" if impl == "eager" else "")
 
+def _precision_note(model, device: str, precision: str) -> str:
+    "What `precision` means on `device`, and on a CPU why it is the fast one (`pick_precision`)."
+    note = dict(bf16="bf16 mixed precision", fp16="fp16 mixed precision with loss scaling").get(precision, precision)
+    if device != "cpu": return note
+    bf16 = cpu_bf16_instructions()
+    if precision == "bf16":
+        return note + (f" (autocast): this CPU multiplies bf16 in hardware ({bf16})" if bf16
+                       else ": this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated and slower than fp32")
+    if not bf16: return "fp32: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 would be emulated and slower"
+    if has_depthwise_convolutions(model): return "fp32: depthwise convolutions run slower in bf16 on a CPU"
+    return "fp32 (this CPU has bf16 instructions: precision='auto' would train in bf16)"
+
 def _is_channels_last(model) -> bool:
     import torch
     convs = [q for q in model.parameters() if q.dim() == 4 and q.shape[-1] > 1]
@@ -161,8 +175,7 @@ def fast_settings(model, device: str, precision: str = "fp32", total_steps: int 
     "(TrainingArguments overrides, {setting: what and why}): the fastest safe settings for `model` on `device`."
     import os, torch
     args, notes = {}, {}
-    notes["precision"] = dict(bf16="bf16 mixed precision", fp16="fp16 mixed precision with loss scaling",
-                              fp32="fp32" + (": a CPU trains fastest in fp32" if device == "cpu" else "")).get(precision, precision)
+    notes["precision"] = _precision_note(model, device, precision)
     fused = (device == "cuda") or (device == "cpu" and _torch_version() >= (2, 4))
     args["optim"] = "adamw_torch_fused" if fused else "adamw_torch"
     notes["optimizer"] = "AdamW, fused (one kernel for every parameter)" if fused else f"AdamW (no fused kernel on {device})"

@@ -26,3 +26,15 @@ def test_recipe_speed_benchmark_runs_both_sides_at_small_size(tmp_path):
         assert r["recipe"]["speed_settings"]["optimizer"].startswith("AdamW"), name
     # dynamic padding with length-grouped batches against the examples' padding to the maximum length
     assert runs["sentiment"]["recipe"]["padding_waste"] < runs["sentiment"]["baseline"]["padding_waste"] / 2
+
+
+def test_cpu_precision_benchmark_times_both_precisions_at_small_size(tmp_path):
+    "benchmarks/cpu_precision.py (the measurement behind pick_precision on a CPU) runs; at tiny sizes its ratios mean nothing."
+    out = tmp_path/"precision.json"
+    cmd = [sys.executable, str(ROOT/"benchmarks"/"cpu_precision.py"), "--small", "--repeats", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads=2), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 6 and all(r["fp32_s"] > 0 and r["bf16_s"] > 0 for r in rows)
+    depthwise = [r for r in rows if r["model"].startswith(("tf_efficientnet_lite0", "mobilenetv3", "convnext"))]
+    assert len(depthwise) == 3 and all(r["chosen"] == "fp32" for r in depthwise)

@@ -44,5 +44,13 @@ def test_offline_mode_short_circuits_the_hub_check(monkeypatch):
     assert hub_reachable() is False
 
 
-def test_precision_on_cpu_is_fp32():
-    assert pick_precision("cpu") == "fp32"
+def test_cpu_precision_follows_the_cpus_bf16_instructions(monkeypatch):
+    "bf16 on a CPU only where it multiplies bf16 in hardware, and never for depthwise convolutions (slower in bf16)."
+    import torch
+    from ftrecipes import environment
+    depthwise = torch.nn.Conv2d(8, 8, 3, groups=8)
+    monkeypatch.setattr(environment, "cpu_bf16_instructions", lambda: "AVX512-BF16")
+    assert pick_precision("cpu") == "bf16" and pick_precision("cpu", torch.nn.Linear(4, 4)) == "bf16"
+    assert pick_precision("cpu", depthwise) == "fp32"
+    monkeypatch.setattr(environment, "cpu_bf16_instructions", lambda: "")
+    assert pick_precision("cpu") == "fp32" and pick_precision("mps") == "fp32"
