@@ -29,8 +29,8 @@ from resource.getrusage on a CPU, reset before every run through /proc/self/clea
 and the ratio recipe / baseline of samples/s.
 
 MFU = model FLOPs of the real tokens / time / peak FLOP/s. Peak FLOP/s is measured at start: the best of several
-timed 8192^3 bf16 matmuls on CUDA (fp32 2048^3 on a CPU); on CUDA the MFU against the 787 TFLOP/s bf16 ceiling
-measured on an H200 is printed too. Model FLOPs per token, forward and backward:
+timed 8192^3 bf16 matmuls on CUDA (2048^3 on a CPU, bf16 where it has bf16 instructions); on CUDA the MFU
+against the 787 TFLOP/s bf16 ceiling measured on an H200 is printed too. Model FLOPs per token, forward and backward:
     2N (forward) + 2N (gradients to the inputs) + 2N_trainable (gradients to the weights)
 where N counts the weights of every linear layer (matmul parameters: attention and MLP projections, and the output
 projection over the vocabulary, tied or not; embedding lookups, norms and biases are left out). Full training gives
@@ -344,9 +344,16 @@ def image_flops(model, size: int) -> float:
     return float(counter.get_total_flops())
 
 
+def ceiling_dtype(device: str):
+    "bf16 on CUDA and on a CPU that multiplies bf16 in hardware (where the recipes train in it), else fp32."
+    from ftrecipes.environment import cpu_bf16_instructions
+    return torch.bfloat16 if device == "cuda" or (device == "cpu" and cpu_bf16_instructions()) else torch.float32
+
+
 def matmul_ceiling(device: str, small: bool) -> float:
-    "Peak FLOP/s measured: the best of 5 timings of back-to-back square matmuls (bf16 8192^3 on CUDA, fp32 on a CPU)."
-    n, dtype, reps = (8192, torch.bfloat16, 20) if device == "cuda" else (1024 if small else 2048, torch.float32, 3)
+    "Peak FLOP/s measured: the best of 5 timings of back-to-back square matmuls (bf16 8192^3 on CUDA; 2048^3 on a CPU, in bf16 where it has bf16 instructions)."
+    dtype = ceiling_dtype(device)
+    n, reps = (8192, 20) if device == "cuda" else (1024 if small else 2048, 3)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(3): a @ b
@@ -447,11 +454,12 @@ def baseline_trainer(r: Recipe, model, rows, images, tokenizer, device, steps, o
     return Trainer(model=model, args=args, train_dataset=data, data_collator=collator)
 
 
-def recipe_trainer(r: Recipe, model, rows, images, tokenizer, device, steps, out, checkpointing: bool) -> tuple:
+def recipe_trainer(r: Recipe, model, rows, images, tokenizer, device, steps, out, checkpointing: bool,
+                   requested_precision: str = "auto") -> tuple:
     "(trainer, precision, note): the recipe's own pipeline, through ftrecipes.training.make_trainer."
     from ftrecipes.environment import pick_precision, training_precision
     from ftrecipes.training import TrainConfig, make_trainer
-    precision = training_precision("auto", device, pick_precision(device, model))
+    precision = training_precision(requested_precision, device, pick_precision(device, model))
     per_epoch, total = r.published_steps()
     cfg = TrainConfig(batch_size=r.batch, max_steps=total, grad_accum=1, group_by_length=r.data != "images")
     overrides = dict(r.overrides, max_steps=steps, logging_steps=max(1, per_epoch // 10), eval_strategy="no",
@@ -512,7 +520,7 @@ def run(r: Recipe, role: str, a, device: str) -> dict:
         trainer = baseline_trainer(r, model, rows, images, tokenizer, device, a.steps, out, padding)
     else:
         trainer, precision, note = recipe_trainer(r, model, rows, images, tokenizer, device, a.steps, out,
-                                                  dict(auto="auto", on=True, off=False)[a.gradient_checkpointing])
+                                                  dict(auto="auto", on=True, off=False)[a.gradient_checkpointing], a.precision)
     clock, meter = StepClock(a.warmup), TokenMeter(r.data == "seq2seq")
     for quiet in (ProgressCallback, PrinterCallback): trainer.remove_callback(quiet)  # no progress bars or log lines in the table
     trainer.add_callback(clock)
@@ -594,6 +602,8 @@ def main():
                     help="examples: as each transformers example script pads by default; max_length: every text padded to the maximum")
     ap.add_argument("--gradient-checkpointing", choices=("auto", "on", "off"), default="auto",
                     help="the text-generation recipe's setting: auto (its default) turns it on only when training would not fit")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                    help="the recipe side's precision parameter: auto (the recipes' default) picks it per device and model")
     ap.add_argument("--out", default=None, help="JSON of all numbers (default /tmp/ftrecipes-bench/recipe_speed-<device>.json)")
     a = ap.parse_args()
     a.steps = a.steps or (6 if a.small else 40)
@@ -612,7 +622,7 @@ def main():
     ceiling = matmul_ceiling(device, a.small)
     print(f"{hardware}; torch {torch.__version__}, transformers {transformers.__version__}; {a.steps} steps per run, "
           f"{a.warmup} warm-up; {'small models' if a.small else 'real sizes'}; baseline padding: {a.baseline_padding}")
-    print(f"measured matmul ceiling: {ceiling / 1e12:.3g} TFLOP/s ({'bf16 8192^3' if device == 'cuda' else 'fp32'}); "
+    print(f"measured matmul ceiling: {ceiling / 1e12:.3g} TFLOP/s ({'8192^3' if device == 'cuda' else '2048^3'} {str(ceiling_dtype(device)).replace('torch.bfloat16', 'bf16').replace('torch.float32', 'fp32')}); "
           f"MFU is against it" + ("; MFU@787 is against the H200's 787 TFLOP/s" if device == "cuda" else ""))
     print(HEADER)
     results = {}

@@ -7,7 +7,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/seq2seq.html.md"""
 # %% auto #0
 __all__ = ['T5_FAMILY', 'LANGUAGE_NAMES', 'check_pairs', 'source_prefix', 'seq2seq_precision', 'tokenize_pairs',
            'report_truncation', 'generation_config', 'split_sentences', 'RougeMetrics', 'SacreBleuMetrics',
-           'OrderedSeq2SeqTrainer', 'decode_generated', 'seq2seq_scores', 'seq2seq_compute_metrics',
+           'pair_length_keys', 'OrderedSeq2SeqTrainer', 'decode_generated', 'seq2seq_scores', 'seq2seq_compute_metrics',
            'make_seq2seq_trainer', 'evaluate_seq2seq', 'outputs_table', 'Seq2SeqPipeline', 'SummarizationPipeline',
            'TranslationPipeline', 'register_seq2seq_pipelines', 'prepare_for_saving']
 
@@ -22,6 +22,7 @@ import evaluate
 from datasets import DatasetDict
 from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, Pipeline, Seq2SeqTrainer,
                           Seq2SeqTrainingArguments)
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from .data import DataError
 from .metrics import load_metric
 from .training import InOrderEvaluation, make_trainer
@@ -134,8 +135,22 @@ class SacreBleuMetrics(evaluate.Metric):
                 "chrf": sacrebleu.corpus_chrf(predictions, [references]).score}
 
 # %% ../nbs/08_seq2seq.ipynb #828a81ae
+def pair_length_keys(source_lengths: list, target_lengths: list, multiple: int = 8) -> list:
+    "One sort key per pair for length grouping: the source length rounded up to `multiple`, then the target length."
+    span = max(target_lengths, default=0) + 1
+    return [-(-s // multiple) * span + t for s, t in zip(source_lengths, target_lengths)]
+
 class OrderedSeq2SeqTrainer(InOrderEvaluation, Seq2SeqTrainer):
-    "`Seq2SeqTrainer` that evaluates in dataset order (see `OrderedEvalTrainer`)."
+    "`Seq2SeqTrainer` that evaluates in dataset order (see `OrderedEvalTrainer`) and groups training pairs by source and target length."
+    def _get_train_sampler(self, train_dataset=None):
+        # transformers groups by the source alone: it reads a precomputed length column only if one survives
+        # remove_unused_columns, which drops any column the model does not take
+        ds = self.train_dataset if train_dataset is None else train_dataset
+        if (self.args.train_sampling_strategy != "group_by_length"
+                or not {"input_ids", "labels"} <= set(getattr(ds, "column_names", None) or [])):
+            return super()._get_train_sampler(train_dataset)
+        keys = pair_length_keys([len(x) for x in ds["input_ids"]], [len(x) for x in ds["labels"]])
+        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset=ds, lengths=keys)
 
 def decode_generated(tokenizer, token_ids) -> list:
     "Texts from generated (or label) ids; -100 padding becomes the pad token first."

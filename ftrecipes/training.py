@@ -6,11 +6,11 @@ Docs: https://ftrecipes.github.io/ftrecipes/training.html.md"""
 
 # %% auto #0
 __all__ = ['COMPILE_MIN_STEPS', 'TrainConfig', 'training_arguments', 'InOrderEvaluation', 'OrderedEvalTrainer', 'fast_settings',
-           'NonFiniteLossError', 'StopOnNonFiniteLoss', 'trainer_callbacks', 'make_trainer', 'padding_waste',
-           'trainer_padding_waste', 'optimizer_steps', 'lr_schedule', 'plot_lr_schedule', 'checkpoint_is_complete',
-           'last_complete_checkpoint', 'TrainingOutOfMemoryError', 'is_out_of_memory', 'out_of_memory_message',
-           'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order', 'loss_history',
-           'plot_loss_curves']
+           'NonFiniteLossError', 'StopOnNonFiniteLoss', 'trainer_callbacks', 'make_trainer', 'padding_counts',
+           'padding_waste', 'trainer_padding_waste', 'optimizer_steps', 'lr_schedule', 'plot_lr_schedule',
+           'checkpoint_is_complete', 'last_complete_checkpoint', 'TrainingOutOfMemoryError', 'is_out_of_memory',
+           'out_of_memory_message', 'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order',
+           'loss_history', 'plot_loss_curves']
 
 # %% ../nbs/03_training.ipynb #b29c8385
 import math
@@ -254,8 +254,8 @@ def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_d
     return trainer
 
 # %% ../nbs/03_training.ipynb #0238ee53
-def padding_waste(lengths: list, batches: list, padded_lengths: list = None, multiple: int = None) -> float:
-    "The fraction of token positions in `batches` (lists of row indices) that are padding; rows hold `lengths` real tokens."
+def padding_counts(lengths: list, batches: list, padded_lengths: list = None, multiple: int = None) -> tuple:
+    "(real tokens, token positions) in `batches` (lists of row indices): each row holds `lengths` real tokens and is padded to the longest `padded_lengths` in its batch, rounded up to `multiple`."
     padded_lengths = padded_lengths or lengths
     real = padded = 0
     for batch in batches:
@@ -263,24 +263,34 @@ def padding_waste(lengths: list, batches: list, padded_lengths: list = None, mul
         width = max(padded_lengths[i] for i in batch)
         if multiple: width = math.ceil(width / multiple) * multiple
         real += sum(lengths[i] for i in batch); padded += width * len(batch)
+    return real, padded
+
+def padding_waste(lengths: list, batches: list, padded_lengths: list = None, multiple: int = None) -> float:
+    "The fraction of token positions in `batches` (lists of row indices) that are padding; rows hold `lengths` real tokens."
+    real, padded = padding_counts(lengths, batches, padded_lengths, multiple)
     return round(1 - real / padded, 4) if padded else 0.0
 
 def trainer_padding_waste(trainer: Trainer) -> dict:
-    "Padding as a fraction of the tokens in `trainer`'s training batches: with its sampler, and with random batches; None without `input_ids`."
+    "Padding as a fraction of the tokens in `trainer`'s training batches: with its sampler, and with random batches; None without `input_ids`. An encoder-decoder's labels (the decoder's input) count too."
     import torch
     ds = trainer.train_dataset
     if "input_ids" not in (getattr(ds, "column_names", None) or []): return None
     widths = [len(x) for x in ds["input_ids"]]
-    lengths = [int(sum(m)) for m in ds["attention_mask"]] if "attention_mask" in ds.column_names else widths
+    parts = [([int(sum(m)) for m in ds["attention_mask"]] if "attention_mask" in ds.column_names else widths, widths)]
+    if "labels" in ds.column_names and getattr(getattr(trainer.model, "config", None), "is_encoder_decoder", False):
+        targets = [len(x) for x in ds["labels"]]
+        parts.append((targets, targets))
     size, multiple = trainer.args.train_batch_size, getattr(trainer.data_collator, "pad_to_multiple_of", None)
     chunks = lambda order: [order[i:i + size] for i in range(0, len(order), size)]
+    def waste(batches):
+        real, padded = map(sum, zip(*(padding_counts(n, batches, w, multiple) for n, w in parts)))
+        return round(1 - real / padded, 4) if padded else 0.0
     rng = torch.get_rng_state()  # the sampler draws from the global generator: leave training's randomness untouched
     try: order = list(trainer._get_train_sampler(ds))
     finally: torch.set_rng_state(rng)
     shuffled = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)).tolist()
-    return dict(batches=padding_waste(lengths, chunks(order), widths, multiple),
-                random_batches=padding_waste(lengths, chunks(shuffled), widths, multiple),
-                sampling=trainer.args.train_sampling_strategy)
+    return dict(batches=waste(chunks(order)), random_batches=waste(chunks(shuffled)),
+                sampling=trainer.args.train_sampling_strategy, tokens="sources and targets" if len(parts) > 1 else "inputs")
 
 # %% ../nbs/03_training.ipynb #d9de2fb2
 def optimizer_steps(trainer: Trainer) -> int:
@@ -407,7 +417,7 @@ def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = T
             kwargs["resume_from_checkpoint"] = str(ckpt)
     speed, waste = getattr(trainer, "speed_settings", {}), trainer_padding_waste(trainer)
     if speed: print("speed settings:\n" + "\n".join(f"  {k}: {v}" for k, v in speed.items()))
-    if waste: print(f"padding: {100 * waste['batches']:.1f}% of the tokens in training batches "
+    if waste: print(f"padding: {100 * waste['batches']:.1f}% of the {'source and target ' if waste['tokens'] != 'inputs' else ''}tokens in training batches "
                     f"({waste['sampling']}; random batches: {100 * waste['random_batches']:.1f}%)")
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
     start, backoffs = time.perf_counter(), []
