@@ -265,9 +265,10 @@ def padding_counts(lengths: list, batches: list, padded_lengths: list = None, mu
         real += sum(lengths[i] for i in batch); padded += width * len(batch)
     return real, padded
 
-def padding_waste(lengths: list, batches: list, padded_lengths: list = None, multiple: int = None) -> float:
-    "The fraction of token positions in `batches` (lists of row indices) that are padding; rows hold `lengths` real tokens."
-    real, padded = padding_counts(lengths, batches, padded_lengths, multiple)
+def padding_waste(lengths: list, batches: list, padded_lengths: list = None, multiple: int = None, also: list = ()) -> float:
+    "The fraction of token positions in `batches` (lists of row indices) that are padding; rows hold `lengths` real tokens. `also`: more (lengths, padded_lengths) per row padded in the same batches (an encoder-decoder's targets)."
+    counts = [padding_counts(n, batches, w, multiple) for n, w in [(lengths, padded_lengths), *also]]
+    real, padded = sum(r for r, _ in counts), sum(p for _, p in counts)
     return round(1 - real / padded, 4) if padded else 0.0
 
 def trainer_padding_waste(trainer: Trainer) -> dict:
@@ -276,21 +277,20 @@ def trainer_padding_waste(trainer: Trainer) -> dict:
     ds = trainer.train_dataset
     if "input_ids" not in (getattr(ds, "column_names", None) or []): return None
     widths = [len(x) for x in ds["input_ids"]]
-    parts = [([int(sum(m)) for m in ds["attention_mask"]] if "attention_mask" in ds.column_names else widths, widths)]
+    lengths = [int(sum(m)) for m in ds["attention_mask"]] if "attention_mask" in ds.column_names else widths
+    also = []
     if "labels" in ds.column_names and getattr(getattr(trainer.model, "config", None), "is_encoder_decoder", False):
         targets = [len(x) for x in ds["labels"]]
-        parts.append((targets, targets))
+        also.append((targets, targets))
     size, multiple = trainer.args.train_batch_size, getattr(trainer.data_collator, "pad_to_multiple_of", None)
     chunks = lambda order: [order[i:i + size] for i in range(0, len(order), size)]
-    def waste(batches):
-        real, padded = map(sum, zip(*(padding_counts(n, batches, w, multiple) for n, w in parts)))
-        return round(1 - real / padded, 4) if padded else 0.0
+    waste = lambda batches: padding_waste(lengths, batches, widths, multiple, also)
     rng = torch.get_rng_state()  # the sampler draws from the global generator: leave training's randomness untouched
     try: order = list(trainer._get_train_sampler(ds))
     finally: torch.set_rng_state(rng)
     shuffled = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)).tolist()
     return dict(batches=waste(chunks(order)), random_batches=waste(chunks(shuffled)),
-                sampling=trainer.args.train_sampling_strategy, tokens="sources and targets" if len(parts) > 1 else "inputs")
+                sampling=trainer.args.train_sampling_strategy, tokens="sources and targets" if also else "inputs")
 
 # %% ../nbs/03_training.ipynb #d9de2fb2
 def optimizer_steps(trainer: Trainer) -> int:
