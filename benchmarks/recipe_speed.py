@@ -457,9 +457,9 @@ def baseline_trainer(r: Recipe, model, rows, images, tokenizer, device, steps, o
 def recipe_trainer(r: Recipe, model, rows, images, tokenizer, device, steps, out, checkpointing: bool,
                    requested_precision: str = "auto") -> tuple:
     "(trainer, precision, note): the recipe's own pipeline, through ftrecipes.training.make_trainer."
-    from ftrecipes.environment import pick_precision, training_precision
+    from ftrecipes.environment import training_precision
     from ftrecipes.training import TrainConfig, make_trainer
-    precision = training_precision(requested_precision, device, pick_precision(device, model))
+    precision = training_precision(requested_precision, device, model)
     per_epoch, total = r.published_steps()
     cfg = TrainConfig(batch_size=r.batch, max_steps=total, grad_accum=1, group_by_length=r.data != "images")
     overrides = dict(r.overrides, max_steps=steps, logging_steps=max(1, per_epoch // 10), eval_strategy="no",

@@ -26,7 +26,7 @@ from datasets import DatasetDict
 from transformers import AutoConfig, AutoModelForImageClassification, TrainerCallback
 
 # %% ../nbs/16_image_classification.ipynb #00ef7147
-from .environment import describe_environment, seed_everything, pick_precision
+from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, check_not_empty, encode_labels, make_splits, label_counts, limit_rows, source_kind
 from .models import ModelError, resolve_model, count_parameters, best_offline_model, safe_from_pretrained
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
@@ -43,7 +43,7 @@ PUBLISHED = dict(
     max_eval_samples=None, image_size=None, crop_pct=None, augment="timm", bad_images="skip", learning_rate=5e-5,
     batch_size=32, grad_accum=4, epochs=3, max_steps=-1, weight_decay=0.0, warmup=0.1, lr_scheduler="linear",
     freeze_backbone_epochs=0, channels_last=True, compare_scratch=True, early_stopping_patience=0,
-    metric_for_best="accuracy", seed=42, output_dir="runs/image_classification", resume=False, slice_column=None)
+    metric_for_best="accuracy", precision="auto", seed=42, output_dir="runs/image_classification", resume=False, slice_column=None)
 
 PUBLISHED_RESULT = dict(metric="accuracy", value=0.974, split="EuroSAT, the notebook's 10% validation split",
                         source="huggingface/notebooks examples/image_classification.ipynb (Swin-T, ImageNet-1k weights, 3 epochs)")

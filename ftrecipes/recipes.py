@@ -64,6 +64,9 @@ def resolve_preset(preset: str,  # the recipe's `preset` parameter
         if preset != "published" and k in chosen and not yours: out[k], source[k] = chosen[k], f"preset {preset}"
         else: out[k], source[k] = given, ("you" if yours else "published default")
     out["preset"] = preset
+    if env is not None and "precision" in out:  # a precision this device lacks stops the run here, before anything loads
+        from ftrecipes.environment import training_precision
+        training_precision(out["precision"], env.device)
     if not quiet:
         print(f"preset: {preset}" + (f" (auto: {why})" if why else ""))
         for k, v in out.items():

@@ -14,7 +14,7 @@ import time
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
 # %% ../nbs/13_summarization.ipynb #1036a5d2
-from .environment import describe_environment, seed_everything
+from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_tokenizer, load_model, describe_model
 from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
@@ -31,7 +31,7 @@ PUBLISHED = dict(
     target_column="highlights", split_seed=0, max_train_samples=None, max_eval_samples=None, max_source_length=512,
     max_target_length=128, num_beams=1, max_new_tokens=128, length_penalty=1.0, no_repeat_ngram_size=3,
     learning_rate=2e-5, batch_size=16, epochs=1, weight_decay=0.01, warmup=0.0, lr_scheduler="linear", grad_accum=1,
-    early_stopping_patience=0, metric_for_best="rougeL", seed=42, output_dir="runs/summarization", resume=False)
+    early_stopping_patience=0, metric_for_best="rougeL", precision="auto", seed=42, output_dir="runs/summarization", resume=False)
 
 PUBLISHED_RESULT = dict(metric="rouge1/rouge2/rougeL", value="41.12 / 19.56 / 38.35", split="CNN/DailyMail test",
                         source="Raffel et al. 2020 (T5), Table 14, T5-Small after full fine-tuning")

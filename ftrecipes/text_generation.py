@@ -14,7 +14,7 @@ from pathlib import Path
 
 # %% ../nbs/15_text_generation.ipynb #b8699713
 from datasets import DatasetDict
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 # %% ../nbs/15_text_generation.ipynb #afaa4064
 from .environment import describe_environment, seed_everything

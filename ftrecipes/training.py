@@ -22,7 +22,7 @@ from dataclasses import dataclass, asdict, fields
 # %% ../nbs/03_training.ipynb #f3292218
 from transformers import Trainer, TrainingArguments, TrainerCallback, EarlyStoppingCallback
 
-from .environment import cpu_bf16_instructions, has_depthwise_convolutions
+from .environment import cpu_precision
 
 # %% ../nbs/03_training.ipynb #c9d04f1d
 @dataclass
@@ -154,16 +154,12 @@ def _attention_note(model) -> str:
     return f"{impl}" + (": this architecture has no SDPA path in transformers" if impl == "eager" else "")
 
 def _precision_note(model, device: str, precision: str) -> str:
-    "What `precision` means on `device`, and on a CPU why it is the fast one (`pick_precision`)."
+    "What `precision` means on `device`; on a CPU, why it is the faster one or that it was asked for (`cpu_precision`)."
     note = dict(bf16="bf16 mixed precision", fp16="fp16 mixed precision with loss scaling").get(precision, precision)
     if device != "cpu": return note
-    bf16 = cpu_bf16_instructions()
-    if precision == "bf16":
-        return note + (f" (autocast): this CPU multiplies bf16 in hardware ({bf16})" if bf16
-                       else ": this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated and slower than fp32")
-    if not bf16: return "fp32: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 would be emulated and slower"
-    if has_depthwise_convolutions(model): return "fp32: depthwise convolutions run slower in bf16 on a CPU"
-    return "fp32 (this CPU has bf16 instructions: precision='auto' would train in bf16)"
+    faster, why = cpu_precision(model)
+    if precision == "bf16": note += " (autocast)"
+    return f"{note}: {why}" if precision == faster else f"{note}, as asked, though {faster} is faster here: {why}"
 
 def _is_channels_last(model) -> bool:
     import torch

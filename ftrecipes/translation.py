@@ -15,7 +15,7 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
 # %% ../nbs/14_translation.ipynb #5a950b0b
-from .environment import describe_environment, seed_everything
+from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, make_splits, limit_rows
 from .models import resolve_model, load_tokenizer, load_model, describe_model
 from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
@@ -32,7 +32,7 @@ PUBLISHED = dict(
     target_lang="ro", translation_column="translation", split_seed=0, max_train_samples=None, max_eval_samples=None,
     max_source_length=128, max_target_length=128, num_beams=4, max_new_tokens=128, length_penalty=1.0,
     no_repeat_ngram_size=0, learning_rate=2e-5, batch_size=16, epochs=1, weight_decay=0.01, warmup=0.0,
-    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="bleu", seed=42,
+    lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="bleu", precision="auto", seed=42,
     output_dir="runs/translation", resume=False)
 
 PUBLISHED_RESULT = dict(metric="bleu", value=28.1, split="WMT16 en-ro validation",

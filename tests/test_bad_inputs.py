@@ -109,6 +109,8 @@ CASES = {
     "a zero-byte image": C("image_classification", "<zero-bytes>", "zero_bytes.png: not a readable image", bad_images="stop"),
     "a folder with no images": C("image_classification", "<no-images>", "found no images"),
     "a misnamed image column": C("image_classification", "sample:shapes", "no column 'picture'", image_column="picture"),
+    "a precision that does not exist": C("image_classification", "sample:shapes",
+                                         "precision='fp8': use one of auto, fp32, bf16, fp16.", precision="fp8"),
     "a misnamed slice column": C("image_classification", "sample:shapes", "no column 'camera' (parameter slice_column)",
                                  slice_column="camera"),
     "an unknown augmentation": C("image_classification", "sample:shapes", "augment='mixup': use one of", augment="mixup"),

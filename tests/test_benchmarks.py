@@ -35,6 +35,10 @@ def test_cpu_precision_benchmark_times_both_precisions_at_small_size(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads=2), timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 6 and all(r["fp32_s"] > 0 and r["bf16_s"] > 0 for r in rows)
+    assert len(rows) == 7 and all(r["fp32_s"] > 0 and r["bf16_s"] > 0 for r in rows)
+    generating = [r for r in rows if r["model"].startswith(("T5", "Llama"))]
+    assert len(generating) == 2 and all(r["generate_fp32_s"] > 0 and r["generate_bf16_s"] > 0 for r in generating)
     depthwise = [r for r in rows if r["model"].startswith(("tf_efficientnet_lite0", "mobilenetv3", "convnext"))]
     assert len(depthwise) == 3 and all(r["chosen"] == "fp32" for r in depthwise)
+    # the tiny text models (width 64) are below both width floors: fp32 on every CPU
+    assert all(r["chosen"] == "fp32" for r in rows if r["width"] == 64) and sum(r["width"] == 64 for r in rows) == 3
