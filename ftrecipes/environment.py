@@ -6,10 +6,10 @@ Docs: https://ftrecipes.github.io/ftrecipes/environment.html.md"""
 
 # %% auto #0
 __all__ = ['CPU_BF16_MIN_WIDTH', 'PRECISIONS', 'OFFLINE_VARS', 'detect_device', 'cpu_bf16_instructions',
-           'has_depthwise_convolutions', 'model_width', 'model_generates', 'cpu_precision', 'pick_precision',
-           'training_precision', 'in_colab', 'offline_mode', 'hub_reachable', 'set_offline', 'cache_dir',
-           'seed_everything', 'world_size', 'process_rank', 'is_main_process', 'main_process_value',
-           'wait_for_main_process', 'hardware_name', 'RunEnvironment', 'quiet_libraries', 'describe_environment']
+           'has_depthwise_convolutions', 'model_width', 'cpu_precision', 'pick_precision', 'training_precision',
+           'in_colab', 'offline_mode', 'hub_reachable', 'set_offline', 'cache_dir', 'seed_everything', 'world_size',
+           'process_rank', 'is_main_process', 'main_process_value', 'wait_for_main_process', 'hardware_name',
+           'RunEnvironment', 'quiet_libraries', 'describe_environment']
 
 # %% ../nbs/00_environment.ipynb #dfea366b
 import math
@@ -62,17 +62,9 @@ def model_width(model) -> int | None:
                    if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
     return sizes[len(sizes) // 2] if sizes else None
 
-def model_generates(model) -> bool:
-    "True for a model (or config) that generates text token by token: an encoder-decoder or a causal language model."
-    if hasattr(model, "can_generate"): return bool(model.can_generate())
-    config = getattr(model, "config", model)
-    return bool(getattr(config, "is_encoder_decoder", False)) or any(
-        a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in getattr(config, "architectures", None) or [])
-
-# The narrowest model that trains faster in bf16 on a CPU (benchmarks/cpu_precision.py): below it, the casts autocast
-# adds around every layer cost more than the small matrix products save. Generation multiplies one token per sequence
-# at a time, smaller products still, so models that generate need twice the width.
-CPU_BF16_MIN_WIDTH = dict(generates=256, other=128)
+# The narrowest model that trains faster in bf16 on a CPU (measured below): narrower, the casts autocast adds around
+# every layer cost more than its small matrix products save
+CPU_BF16_MIN_WIDTH = 128
 
 def cpu_precision(model=None) -> tuple:
     "('bf16' or 'fp32', why): the faster precision to train `model` (a model or its config) in on this CPU."
@@ -80,11 +72,9 @@ def cpu_precision(model=None) -> tuple:
     if not instructions: return "fp32", "this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated and slower"
     if model is None: return "bf16", f"this CPU multiplies bf16 in hardware ({instructions})"
     if has_depthwise_convolutions(model): return "fp32", "depthwise convolutions run slower in bf16 on a CPU"
-    width, generates = model_width(model), model_generates(model)
-    floor = CPU_BF16_MIN_WIDTH["generates" if generates else "other"]
-    if width is not None and width < floor:
-        return "fp32", (f"a model of width {width} is too narrow to gain from bf16 on a CPU (it pays from width {floor}"
-                        + (" in models that generate" if generates else "") + ")")
+    width = model_width(model)
+    if width is not None and width < CPU_BF16_MIN_WIDTH:
+        return "fp32", f"a model of width {width} is too narrow to gain from bf16 on a CPU (it pays from width {CPU_BF16_MIN_WIDTH})"
     return "bf16", f"this CPU multiplies bf16 in hardware ({instructions})"
 
 def pick_precision(device: str, model=None) -> str:

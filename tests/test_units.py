@@ -46,7 +46,7 @@ def test_offline_mode_short_circuits_the_hub_check(monkeypatch):
 
 def test_cpu_precision_follows_the_cpus_bf16_instructions(monkeypatch):
     "bf16 on a CPU only where it multiplies bf16 in hardware, never for depthwise convolutions (slower in bf16), and only"
-    " for models wide enough to gain (256 for models that generate, 128 for others: benchmarks/cpu_precision.py)."
+    " for models wide enough to gain (width 128: benchmarks/cpu_precision.py)."
     import torch
     from transformers import BertConfig, T5Config
     from ftrecipes import environment
@@ -57,9 +57,9 @@ def test_cpu_precision_follows_the_cpus_bf16_instructions(monkeypatch):
     assert pick_precision("cpu", torch.nn.Linear(4, 4)) == "fp32"  # 4 inputs per output: too narrow
     assert pick_precision("cpu", depthwise) == "fp32"
     assert [pick_precision("cpu", BertConfig(hidden_size=h)) for h in (64, 128, 768)] == ["fp32", "bf16", "bf16"]
-    assert [pick_precision("cpu", T5Config(d_model=h)) for h in (128, 192, 256, 512)] == ["fp32", "fp32", "bf16", "bf16"]
-    assert cpu_precision(T5Config(d_model=128)) == ("fp32", "a model of width 128 is too narrow to gain from bf16 on a "
-                                                     "CPU (it pays from width 256 in models that generate)")
+    assert [pick_precision("cpu", T5Config(d_model=h)) for h in (64, 96, 128, 512)] == ["fp32", "fp32", "bf16", "bf16"]
+    assert cpu_precision(T5Config(d_model=64)) == ("fp32", "a model of width 64 is too narrow to gain from bf16 on a "
+                                                    "CPU (it pays from width 128)")
     monkeypatch.setattr(environment, "cpu_bf16_instructions", lambda: "")
     assert pick_precision("cpu") == "fp32" and pick_precision("mps") == "fp32"
     assert pick_precision("cpu", BertConfig()) == "fp32"
