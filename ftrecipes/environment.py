@@ -53,7 +53,7 @@ def has_depthwise_convolutions(model) -> bool:
     return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
 
 def model_width(model) -> int | None:
-    "How many inputs a typical layer of `model` sums over for each output: a transformer's hidden size, a convolution's."
+    "How many inputs a typical layer of `model` sums over per output: the hidden size, else the layers' median."
     width = getattr(getattr(model, "config", model), "hidden_size", None)  # transformers maps d_model, n_embd, dim to it
     if isinstance(width, int): return width
     # no hidden size (a timm network): the median inner dimension of its matrix products and convolutions
