@@ -204,7 +204,10 @@ class RunEnvironment:
 
     def summary(self) -> str:
         hw = hardware_name(dict(self.as_dict(), processes=1))  # the processes are said below
-        return (f"device={self.device} ({hw}), precision={self.precision}, colab={self.colab}, "
+        precision = self.precision
+        if self.device == "cpu" and precision == "bf16":  # the final choice waits for the model: see cpu_precision
+            precision = f"bf16 (fp32 for models narrower than {CPU_BF16_MIN_WIDTH} or with depthwise convolutions)"
+        return (f"device={self.device} ({hw}), precision={precision}, colab={self.colab}, "
                 f"hub={'reachable' if self.hub else 'unreachable (offline mode)'}"
                 + (f", processes={self.processes} (distributed data parallel)" if self.processes > 1 else ""))
 

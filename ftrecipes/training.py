@@ -10,7 +10,7 @@ __all__ = ['COMPILE_MIN_STEPS', 'TrainConfig', 'training_arguments', 'InOrderEva
            'padding_waste', 'trainer_padding_waste', 'optimizer_steps', 'lr_schedule', 'plot_lr_schedule',
            'checkpoint_is_complete', 'last_complete_checkpoint', 'TrainingOutOfMemoryError', 'is_out_of_memory',
            'out_of_memory_message', 'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order',
-           'loss_history', 'plot_loss_curves']
+           'loss_history', 'plot_loss_curves', 'parameters_without_gradient', 'choose_find_unused']
 
 # %% ../nbs/03_training.ipynb #b29c8385
 import math
@@ -245,7 +245,7 @@ def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_d
                             compute_metrics=compute_metrics, callbacks=callbacks)
     if args.world_size > 1:
         from accelerate import PartialState
-        notes["processes"] = f"{args.world_size}, DistributedDataParallel over {PartialState().backend}"
+        notes["processes"] = f"{args.world_size}, DistributedDataParallel over {PartialState().backend}; {choose_find_unused(trainer)}"
     trainer.speed_settings = notes
     return trainer
 
@@ -473,3 +473,62 @@ def plot_loss_curves(log_history: list, title: str = "Training and validation lo
     if len(evals): ax.plot(evals["epoch"], evals["loss"], "o-", label="validation loss")
     ax.set_xlabel("epoch"); ax.set_ylabel("loss"); ax.set_title(title); ax.grid(alpha=.3); ax.legend()
     return ax.figure
+
+# %% ../nbs/03_training.ipynb #20731a05
+def _random_structure(model) -> str:
+    "Why one step cannot show which parameters a training step uses ('' when it can): layers or experts skipped at random."
+    cfg = getattr(getattr(model, "get_base_model", lambda: model)(), "config", None)
+    if cfg is None: return ""
+    drops = {k: v for k, v in vars(cfg).items() if "layerdrop" in k and isinstance(v, (int, float)) and v > 0}
+    if drops: return "LayerDrop (" + ", ".join(f"{k}={v}" for k, v in drops.items()) + ") skips layers at random"
+    experts = max((v for k, v in vars(cfg).items() if k in ("num_experts", "num_local_experts", "moe_num_experts")
+                   and isinstance(v, int)), default=0)
+    return f"a mixture of {experts} experts routes each token to a few of them" if experts > 1 else ""
+
+def parameters_without_gradient(trainer: Trainer, rows: int = 2) -> list:
+    "Names of `trainer.model`'s trainable parameters that one training step on the first `rows` training examples leaves without a gradient; the model's gradients, random state and buffers (batch-norm statistics) are as before."
+    import torch
+    model, ds = trainer.model, trainer.train_dataset
+    # the Trainer's own input pipeline: the columns the model takes, the collator, the device
+    collate = trainer._get_collator_with_removed_columns(trainer.data_collator, "training")
+    batch = trainer._prepare_inputs(collate([ds[i] for i in range(min(rows, len(ds)))]))
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    was_training = model.training
+    model.zero_grad(set_to_none=True)
+    try:
+        model.train()
+        trainer.compute_loss(model, batch).backward()
+        return [n for n, q in model.named_parameters() if q.requires_grad and q.grad is None]
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in buffers: b.copy_(buffers[k])
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None: torch.cuda.set_rng_state_all(cuda_rng)
+
+def choose_find_unused(trainer: Trainer) -> str:
+    "Set DDP's `find_unused_parameters` for `trainer` from `parameters_without_gradient` (unless the arguments set it, or the model changes its parameters at random or checkpoints activations, where the Trainer's own rule stands); say what was chosen and why."
+    a = trainer.args
+    if a.ddp_find_unused_parameters is not None: return f"find_unused_parameters={a.ddp_find_unused_parameters} (as set)"
+    if getattr(a, "activation_checkpointing", False) or getattr(a, "gradient_checkpointing", False):
+        return "no search for unused parameters (the Trainer's rule with activation checkpointing)"
+    if why := _random_structure(trainer.model): return f"searches for unused parameters every step: {why}"
+    try: unused = parameters_without_gradient(trainer)
+    except Exception as e:  # the check is an optimization: if it cannot run, keep the Trainer's safe default
+        return f"searches for unused parameters every step (the Trainer's default; the check failed: {type(e).__name__}: {e})"
+    a.ddp_find_unused_parameters = bool(unused)
+    handler = getattr(trainer.accelerator, "ddp_handler", None)  # the Trainer built its DDP settings already
+    if handler is None:
+        from accelerate.utils import DistributedDataParallelKwargs
+        handler = trainer.accelerator.ddp_handler = DistributedDataParallelKwargs()
+    handler.find_unused_parameters = bool(unused)
+    if not unused: return "every trainable parameter gets a gradient, so DDP does not search the graph for unused ones"
+    shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
+    many = len(unused) > 1
+    return (f"{len(unused)} trainable parameter{'s get' if many else ' gets'} no gradient ({shown}): "
+            f"DDP searches for {'them' if many else 'it'} every step")
+

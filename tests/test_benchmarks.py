@@ -43,3 +43,16 @@ def test_cpu_precision_benchmark_times_both_precisions_at_small_size(tmp_path):
     # the tiny text models (width 64) are below the width floor (128): fp32 on every CPU
     text = [r for r in rows if r["model"].startswith(("BERT", "T5", "Llama"))]
     assert len(text) == 3 and all(r["width"] == 64 and r["chosen"] == "fp32" for r in text)
+
+
+def test_ddp_find_unused_benchmark_times_both_ways_at_small_size(tmp_path):
+    "benchmarks/ddp_find_unused.py (the measurement behind choose_find_unused) runs under torchrun; at tiny sizes its ratios mean nothing."
+    out = tmp_path/"ddp.json"
+    cmd = [sys.executable, str(ROOT/"benchmarks"/"ddp_find_unused.py"), "--small", "--steps", "1", "--rounds", "1",
+           "--batch", "4", "--length", "16", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads=1), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["processes"] == 2 and result["backend"] == "gloo"
+    assert [r["model"] for r in result["rows"]] == ["BERT, tiny", "T5, tiny", "Llama, tiny", "Llama, tiny + LoRA"]
+    assert all(r["search_s"] > 0 and r["no_search_s"] > 0 for r in result["rows"])

@@ -28,8 +28,46 @@ def test_smoke_recipe_under_torchrun_with_two_cpu_processes(ftrecipes_cmd, tmp_p
     training, p = results["training"], results["parameters"]
     assert training["processes"] == 2 and results["environment"]["processes"] == 2
     assert training["speed_settings"]["processes"].startswith("2, DistributedDataParallel over gloo")
+    # every parameter these models train gets a gradient (checked before training): DDP does not search for unused
+    # ones after every forward pass, and PyTorch's warning that the search was asked for in vain does not appear
+    assert "every trainable parameter gets a gradient" in training["speed_settings"]["processes"]
+    assert "find_unused_parameters=True was specified" not in proc.stderr
     # each optimizer step took one batch per process: half the steps of a single process over the same data
     batches = math.ceil(results["split_sizes"]["train"] / (p["batch_size"] * 2))
     assert training["global_step"] == math.ceil(batches / p["grad_accum"]) * p["epochs"], (training["global_step"], batches)
     assert results["metrics"]["test"], "the test split was scored"
     assert results["reload_check"]["outputs"], "the saved model was reloaded and run"
+
+
+UNUSED_PARAMETER_SCRIPT = '''
+import json, sys
+import torch
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+from ftrecipes.data import load_data, encode_labels, make_splits
+from ftrecipes.models import load_for_task
+from ftrecipes.training import TrainConfig, make_trainer, train_and_time
+dsd, names = encode_labels(load_data("sample:sentiment"), "label")
+dsd = make_splits(dsd, stratify_by="label")
+model, tok = load_for_task("tiny:bert", AutoModelForSequenceClassification, num_labels=len(names))
+model.register_parameter("spare_head", torch.nn.Parameter(torch.zeros(4)))  # trained, yet never in the loss
+dsd = dsd.map(lambda b: tok(b["text"], truncation=True, max_length=32), batched=True, remove_columns=["text"])
+trainer = make_trainer(model, TrainConfig(batch_size=8, epochs=1, max_steps=3), sys.argv[1], dsd["train"],
+                       dsd["validation"], processing_class=tok, data_collator=DataCollatorWithPadding(tok))
+stats = train_and_time(trainer)
+if trainer.args.process_index == 0:
+    print(json.dumps(dict(note=stats["speed_settings"]["processes"], steps=stats["global_step"],
+                          find_unused=trainer.args.ddp_find_unused_parameters)))
+'''
+
+
+def test_smoke_model_with_an_unused_parameter_trains_under_torchrun(tmp_path):
+    "A parameter that gets no gradient is found before training, and DDP searches for it (without, the second step fails)."
+    script = tmp_path/"train.py"
+    script.write_text(UNUSED_PARAMETER_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path/"out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads=1), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["steps"] == 3 and out["find_unused"] is True, out
+    assert "1 trainable parameter gets no gradient (spare_head)" in out["note"], out["note"]
