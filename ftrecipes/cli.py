@@ -73,3 +73,8 @@ def main(argv=None) -> int:
         print(_format_metrics(results))
         print(f"saved model: {results.get('saved_model')}")
     return 0
+
+# %% ../nbs/07_cli.ipynb #7860eb5d
+if __name__ == "__main__" and __package__ == "ftrecipes":  # python -m ftrecipes.cli
+    sys.exit(main())
+

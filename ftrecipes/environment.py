@@ -202,10 +202,11 @@ class RunEnvironment:
     python_version: str
     processes: int = 1
 
-    def summary(self) -> str:
+    def summary(self, before_model: bool = False) -> str:
+        "One line: device, precision, Colab, Hub, processes. `before_model`: say that a CPU's precision waits for the model."
         hw = hardware_name(dict(self.as_dict(), processes=1))  # the processes are said below
         precision = self.precision
-        if self.device == "cpu" and precision == "bf16":  # the final choice waits for the model: see cpu_precision
+        if before_model and self.device == "cpu" and precision == "bf16":  # see cpu_precision
             precision = f"bf16 (fp32 for models narrower than {CPU_BF16_MIN_WIDTH} or with depthwise convolutions)"
         return (f"device={self.device} ({hw}), precision={precision}, colab={self.colab}, "
                 f"hub={'reachable' if self.hub else 'unreachable (offline mode)'}"
@@ -232,5 +233,5 @@ def describe_environment(check_hub: bool = True, quiet: bool = False) -> RunEnvi
     env = RunEnvironment(device=device, precision=pick_precision(device), colab=in_colab(), hub=hub,
                          gpu_name=gpu, cpu_threads=torch.get_num_threads(), torch_version=torch.__version__,
                          python_version=platform.python_version(), processes=world_size())
-    if not quiet: print(env.summary())
+    if not quiet: print(env.summary(before_model=True))
     return env

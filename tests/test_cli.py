@@ -18,6 +18,15 @@ def test_list_shows_recipes_and_parameters(ftrecipes_cmd):
     assert "sentiment" in proc.stdout and "learning_rate" in proc.stdout and "bert-base-cased" in proc.stdout
 
 
+def test_python_dash_m_runs_the_same_command():
+    "`python -m ftrecipes.cli` where the `ftrecipes` script is not on the PATH: the same output and exit codes."
+    listed = subprocess.run([sys.executable, "-m", "ftrecipes.cli", "list"], capture_output=True, text=True, env=subprocess_env())
+    assert listed.returncode == 0 and "sentiment" in listed.stdout and "learning_rate" in listed.stdout, listed.stderr
+    wrong = subprocess.run([sys.executable, "-m", "ftrecipes.cli", "run", "no_such_task"], capture_output=True, text=True,
+                           env=subprocess_env())
+    assert wrong.returncode == 1 and "No recipe 'no_such_task'" in wrong.stderr, (wrong.stdout, wrong.stderr)
+
+
 def test_run_smoke_then_reload_in_a_new_process(ftrecipes_cmd, tmp_path):
     out = tmp_path/"run"
     proc = _ftr(ftrecipes_cmd, "run", "sentiment", "-p", "preset=smoke", "-o", str(out), "-q", threads=2)
