@@ -34,8 +34,7 @@ def models(small: bool, b: int, n: int, device, narrow: bool = False):
     import torch
     from transformers import (BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM, T5Config,
                               T5ForConditionalGeneration)
-    g = torch.Generator().manual_seed(0)  # every process gets its own batch, as under DDP
-    g.manual_seed(int(os.environ.get("RANK", 0)))
+    g = torch.Generator().manual_seed(int(os.environ.get("RANK", 0)))  # every process gets its own batch, as under DDP
     vocab = VOCAB if small or narrow else 30000
     ids = torch.randint(5, vocab, (b, n), generator=g).to(device)
     classes = torch.randint(0, 2, (b,), generator=g).to(device)

@@ -517,15 +517,12 @@ def choose_find_unused(trainer: Trainer) -> str:
     if getattr(a, "activation_checkpointing", False) or getattr(a, "gradient_checkpointing", False):
         return "no search for unused parameters (the Trainer's rule with activation checkpointing)"
     if why := _random_structure(trainer.model): return f"searches for unused parameters every step: {why}"
-    try: unused = parameters_without_gradient(trainer)
+    try:
+        unused = parameters_without_gradient(trainer)
+        # the Trainer built its accelerator's DDP settings already: change them there, and in the arguments it saves
+        trainer.accelerator.ddp_handler.find_unused_parameters = a.ddp_find_unused_parameters = bool(unused)
     except Exception as e:  # the check is an optimization: if it cannot run, keep the Trainer's safe default
         return f"searches for unused parameters every step (the Trainer's default; the check failed: {type(e).__name__}: {e})"
-    a.ddp_find_unused_parameters = bool(unused)
-    handler = getattr(trainer.accelerator, "ddp_handler", None)  # the Trainer built its DDP settings already
-    if handler is None:
-        from accelerate.utils import DistributedDataParallelKwargs
-        handler = trainer.accelerator.ddp_handler = DistributedDataParallelKwargs()
-    handler.find_unused_parameters = bool(unused)
     if not unused: return "every trainable parameter gets a gradient, so DDP does not search the graph for unused ones"
     shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
     many = len(unused) > 1
