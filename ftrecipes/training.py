@@ -6,11 +6,11 @@ Docs: https://ftrecipes.github.io/ftrecipes/training.html.md"""
 
 # %% auto #0
 __all__ = ['COMPILE_MIN_STEPS', 'TrainConfig', 'training_arguments', 'InOrderEvaluation', 'OrderedEvalTrainer', 'fast_settings',
-           'NonFiniteLossError', 'StopOnNonFiniteLoss', 'trainer_callbacks', 'make_trainer', 'padding_counts',
-           'padding_waste', 'trainer_padding_waste', 'optimizer_steps', 'lr_schedule', 'plot_lr_schedule',
-           'checkpoint_is_complete', 'last_complete_checkpoint', 'TrainingOutOfMemoryError', 'is_out_of_memory',
-           'out_of_memory_message', 'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order',
-           'loss_history', 'plot_loss_curves', 'parameters_without_gradient', 'choose_find_unused']
+           'NonFiniteLossError', 'StopOnNonFiniteLoss', 'trainer_callbacks', 'loss_uses_item_count', 'fix_loss_scaling',
+           'make_trainer', 'padding_counts', 'padding_waste', 'trainer_padding_waste', 'optimizer_steps', 'lr_schedule',
+           'plot_lr_schedule', 'checkpoint_is_complete', 'last_complete_checkpoint', 'TrainingOutOfMemoryError',
+           'is_out_of_memory', 'out_of_memory_message', 'train_and_time', 'peak_process_memory', 'peak_memory_note',
+           'predict_in_order', 'loss_history', 'plot_loss_curves', 'parameters_without_gradient', 'choose_find_unused']
 
 # %% ../nbs/03_training.ipynb #b29c8385
 import math
@@ -225,6 +225,40 @@ def trainer_callbacks(*callbacks):
     finally:
         for cb in callbacks: _EXTRA_CALLBACKS.remove(cb)
 
+# %% ../nbs/03_training.ipynb #81cb00d6
+def _probe_batch(trainer: Trainer, rows: int = 2) -> dict:
+    "The first `rows` training examples as the Trainer feeds them: the columns the model takes, its collator, its device."
+    ds = trainer.train_dataset
+    collate = trainer._get_collator_with_removed_columns(trainer.data_collator, "training")
+    return trainer._prepare_inputs(collate([ds[i] for i in range(min(rows, len(ds)))]))
+
+def loss_uses_item_count(trainer: Trainer, rows: int = 2):
+    "Does the model's own loss divide by the `num_items_in_batch` the Trainer passes it (True), or ignore it and average over the batch it sees (False)? None where the first `rows` examples give no loss to compare."
+    import torch
+    model, batch = trainer.model, _probe_batch(trainer, rows)
+    was_training = model.training
+    model.eval()  # no dropout: the two forward passes differ only in the count
+    try:
+        with torch.no_grad():
+            losses = [getattr(model(**batch, num_items_in_batch=torch.tensor(n, device=trainer.args.device)), "loss", None)
+                      for n in (1, 1000)]
+    finally: model.train(was_training)
+    if any(l is None for l in losses): return None
+    return not torch.allclose(losses[0].float(), losses[1].float())
+
+def fix_loss_scaling(trainer: Trainer) -> str:
+    "Where the Trainer would pass `num_items_in_batch` to a model whose loss ignores it, treat the model as one without loss arguments, so that the Trainer divides each accumulated batch's loss by the accumulation steps (and does not multiply it by the number of processes). Return what was done ('' when nothing was needed)."
+    if not getattr(trainer, "model_accepts_loss_kwargs", False): return ""
+    try: uses = loss_uses_item_count(trainer)
+    except Exception as e: return f"not checked ({type(e).__name__}: {e}); the Trainer's own rule stands"
+    if uses is not False: return ""
+    trainer.model_accepts_loss_kwargs = False  # also right for a later gradient accumulation (the out-of-memory back-off)
+    a, name = trainer.args, type(getattr(trainer.model, "get_base_model", lambda: trainer.model)()).__name__
+    over = " and ".join(w for w in (f"{a.gradient_accumulation_steps} accumulated batches" if a.gradient_accumulation_steps > 1 else "",
+                                    f"{a.world_size} processes" if a.world_size > 1 else "") if w)
+    return (f"{name}'s loss is a mean over each batch (it ignores the item count the Trainer passes), so it is averaged "
+            f"over the {over}, not summed") if over else ""
+
 # %% ../nbs/03_training.ipynb #a85c4ac3
 def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_dataset, processing_class=None,
                  data_collator=None, compute_metrics=None, precision: str = "fp32", device: str = "cpu",
@@ -246,6 +280,7 @@ def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_d
     if args.world_size > 1:
         from accelerate import PartialState
         notes["processes"] = f"{args.world_size}, DistributedDataParallel over {PartialState().backend}; {choose_find_unused(trainer)}"
+    if scaling := fix_loss_scaling(trainer): notes["loss scaling"] = scaling
     trainer.speed_settings = notes
     return trainer
 
@@ -475,23 +510,28 @@ def plot_loss_curves(log_history: list, title: str = "Training and validation lo
     return ax.figure
 
 # %% ../nbs/03_training.ipynb #20731a05
+def _config_settings(cfg, prefix: str = ""):
+    "(dotted name, value) of every setting of `cfg` and of the configs nested in it (encoder, decoder, text_config, ...)."
+    from transformers import PretrainedConfig
+    for k, v in vars(cfg).items():
+        if isinstance(v, PretrainedConfig): yield from _config_settings(v, f"{prefix}{k}.")
+        else: yield f"{prefix}{k}", v
+
 def _random_structure(model) -> str:
     "Why one step cannot show which parameters a training step uses ('' when it can): layers or experts skipped at random."
     cfg = getattr(getattr(model, "get_base_model", lambda: model)(), "config", None)
     if cfg is None: return ""
-    drops = {k: v for k, v in vars(cfg).items() if "layerdrop" in k and isinstance(v, (int, float)) and v > 0}
+    settings = [(k, v) for k, v in _config_settings(cfg) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    drops = {k: v for k, v in settings if "layerdrop" in k.split(".")[-1] and v > 0}
     if drops: return "LayerDrop (" + ", ".join(f"{k}={v}" for k, v in drops.items()) + ") skips layers at random"
-    experts = max((v for k, v in vars(cfg).items() if k in ("num_experts", "num_local_experts", "moe_num_experts")
-                   and isinstance(v, int)), default=0)
+    experts = max((v for k, v in settings if k.split(".")[-1] in ("num_experts", "num_local_experts", "moe_num_experts")),
+                  default=0)
     return f"a mixture of {experts} experts routes each token to a few of them" if experts > 1 else ""
 
 def parameters_without_gradient(trainer: Trainer, rows: int = 2) -> list:
     "Names of `trainer.model`'s trainable parameters that one training step on the first `rows` training examples leaves without a gradient; the model's gradients, random state and buffers (batch-norm statistics) are as before."
     import torch
-    model, ds = trainer.model, trainer.train_dataset
-    # the Trainer's own input pipeline: the columns the model takes, the collator, the device
-    collate = trainer._get_collator_with_removed_columns(trainer.data_collator, "training")
-    batch = trainer._prepare_inputs(collate([ds[i] for i in range(min(rows, len(ds)))]))
+    model, batch = trainer.model, _probe_batch(trainer, rows)
     buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
@@ -528,4 +568,3 @@ def choose_find_unused(trainer: Trainer) -> str:
     many = len(unused) > 1
     return (f"{len(unused)} trainable parameter{'s get' if many else ' gets'} no gradient ({shown}): "
             f"DDP searches for {'them' if many else 'it'} every step")
-

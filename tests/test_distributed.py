@@ -32,6 +32,10 @@ def test_smoke_recipe_under_torchrun_with_two_cpu_processes(ftrecipes_cmd, tmp_p
     # ones after every forward pass, and PyTorch's warning that the search was asked for in vain does not appear
     assert "every trainable parameter gets a gradient" in training["speed_settings"]["processes"]
     assert "find_unused_parameters=True was specified" not in proc.stderr
+    # BERT's and T5's losses are means that ignore the item count the Trainer passes: averaged over the processes, not
+    # summed; the causal LM's loss divides by the count itself
+    scaling = training["speed_settings"].get("loss scaling", "")
+    assert ("averaged over the 2 processes" in scaling) == (task != "text_generation"), scaling
     # each optimizer step took one batch per process: half the steps of a single process over the same data
     batches = math.ceil(results["split_sizes"]["train"] / (p["batch_size"] * 2))
     assert training["global_step"] == math.ceil(batches / p["grad_accum"]) * p["epochs"], (training["global_step"], batches)
@@ -52,11 +56,12 @@ model, tok = load_for_task("tiny:bert", AutoModelForSequenceClassification, num_
 model.register_parameter("spare_head", torch.nn.Parameter(torch.zeros(4)))  # trained, yet never in the loss
 dsd = dsd.map(lambda b: tok(b["text"], truncation=True, max_length=32), batched=True, remove_columns=["text"])
 trainer = make_trainer(model, TrainConfig(batch_size=8, epochs=1, max_steps=3), sys.argv[1], dsd["train"],
-                       dsd["validation"], processing_class=tok, data_collator=DataCollatorWithPadding(tok))
+                       dsd["validation"], processing_class=tok, data_collator=DataCollatorWithPadding(tok), logging_steps=1)
 stats = train_and_time(trainer)
 if trainer.args.process_index == 0:
     print(json.dumps(dict(note=stats["speed_settings"]["processes"], steps=stats["global_step"],
-                          find_unused=trainer.args.ddp_find_unused_parameters)))
+                          find_unused=trainer.args.ddp_find_unused_parameters,
+                          first_loss=trainer.state.log_history[0]["loss"])))
 '''
 
 
@@ -71,3 +76,5 @@ def test_smoke_model_with_an_unused_parameter_trains_under_torchrun(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["steps"] == 3 and out["find_unused"] is True, out
     assert "1 trainable parameter gets no gradient (spare_head)" in out["note"], out["note"]
+    # two classes from random weights: about ln 2 = 0.69, not the 1.39 of a loss summed over the two processes
+    assert out["first_loss"] < 0.9, out
