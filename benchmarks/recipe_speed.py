@@ -50,7 +50,7 @@ reference is the MFU of the plain Trainer with bf16 + torch.compile on fully use
 BERT-base on an H200 with the plain Trainer, against its 787 TFLOP/s), computed with the same FLOP count: the recipe, on SST-2's
 short sentences, must keep at least half the hardware efficiency of that best plain setup on full-length rows.
 
-    python benchmarks/recipe_speed.py --out $OUT/recipe_speed.json           # GPU: every recipe, real sizes
+    python benchmarks/recipe_speed.py --out bench/recipe_speed.json          # GPU: every recipe, real sizes
     python benchmarks/recipe_speed.py --recipes sentiment,text_generation   # some recipes (text_generation: both modes)
     OMP_NUM_THREADS=2 python benchmarks/recipe_speed.py --small             # CPU: tiny models, a few minutes
     python benchmarks/recipe_speed.py --recipes sentiment --steps 3 --warmup 1   # CPU: one real-size recipe
@@ -626,6 +626,12 @@ def main():
           f"MFU is against it" + ("; MFU@787 is against the H200's 787 TFLOP/s" if device == "cuda" else ""))
     print(HEADER)
     results = {}
+    out = Path(a.out or f"/tmp/ftrecipes-bench/recipe_speed-{device}{'-small' if a.small else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    def save(complete: bool):  # after every recipe too: a run stopped at a time limit keeps the recipes it finished
+        out.write_text(json.dumps(dict(hardware=hardware, device=device, torch=torch.__version__, transformers=transformers.__version__,
+                                       ceiling_flops=ceiling, h200_bf16_flops=H200_BF16_FLOPS, arguments=vars(a),
+                                       complete=complete, recipes=results), indent=1, default=str))
     for r in chosen:
         runs = {}
         for role in ("baseline", "recipe"):
@@ -643,19 +649,17 @@ def main():
         results[r.name] = dict(runs, batch=r.batch, max_lengths=r.max_lengths, published_steps=r.published_steps()[1])
         if all("error" not in runs[k] for k in runs):
             results[r.name]["ratio"] = runs["recipe"]["samples_per_s"] / runs["baseline"]["samples_per_s"]
+            checks = targets(r.name, results[r.name]["ratio"], runs["recipe"], ceiling, device, a.small)
+            results[r.name]["targets"] = [dict(target=t, reached=ok) for t, ok in checks]
+        save(complete=False)
 
     print("\nsummary (targets apply to a GPU at real sizes; n/a elsewhere):")
     for name, res in results.items():
         if "ratio" not in res: print(f"  {name:28s} failed: " + "; ".join(v["error"] for v in res.values() if isinstance(v, dict) and "error" in v)); continue
-        checks = targets(name, res["ratio"], res["recipe"], ceiling, device, a.small)
-        res["targets"] = [dict(target=t, reached=ok) for t, ok in checks]
-        print(f"  {name:28s} " + "; ".join(f"{t}: {'yes' if ok else 'NO' if ok is not None else 'n/a'}" for t, ok in checks))
+        print(f"  {name:28s} " + "; ".join(f"{c['target']}: {'yes' if c['reached'] else 'NO' if c['reached'] is not None else 'n/a'}"
+                                             for c in res["targets"]))
 
-    out = Path(a.out or f"/tmp/ftrecipes-bench/recipe_speed-{device}{'-small' if a.small else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(hardware=hardware, device=device, torch=torch.__version__, transformers=transformers.__version__,
-                                   ceiling_flops=ceiling, h200_bf16_flops=H200_BF16_FLOPS, arguments=vars(a),
-                                   recipes=results), indent=1, default=str))
+    save(complete=True)
     print(f"numbers: {out}")
 
 

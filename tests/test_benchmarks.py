@@ -56,3 +56,54 @@ def test_ddp_find_unused_benchmark_times_both_ways_at_small_size(tmp_path):
     assert result["processes"] == 2 and result["backend"] == "gloo"
     assert [r["model"] for r in result["rows"]] == ["BERT, tiny", "T5, tiny", "Llama, tiny", "Llama, tiny + LoRA"]
     assert all(r["search_s"] > 0 and r["no_search_s"] > 0 for r in result["rows"])
+
+
+GPU_CHECKS = ROOT/"benchmarks"/"gpu_checks.py"
+LATER_STEPS = ["speed_priority", "recipes_end_to_end", "oom_backoff", "speed_rest", "compiled_text"]
+
+
+def test_gpu_checks_keeps_to_its_budget_and_names_the_steps_left_for_a_second_call(tmp_path):
+    "A budget that the preflight alone spends: nothing else starts, and the summary names every step for `--only`."
+    proc = subprocess.run([sys.executable, str(GPU_CHECKS), "--out", str(tmp_path), "--small", "--budget", "25"],
+                          capture_output=True, text=True, env=subprocess_env(threads=2), timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    record = json.loads((tmp_path/"gpu_checks.json").read_text())
+    assert record["steps"][0]["name"] == "preflight" and record["steps"][0]["status"] == "ok", record["steps"][0]
+    assert record["preflight"]["transformers"] and "device=" in record["preflight"]["environment"]
+    assert [s["name"] for s in record["steps"][1:]] == LATER_STEPS
+    assert all(s["status"] == "not run: the budget was spent" for s in record["steps"][1:])
+    assert f"--only {','.join(LATER_STEPS)}" in proc.stdout
+    assert (tmp_path/"gpu_checks.log").read_text().count("PREFLIGHT {") == 1
+
+
+def test_gpu_checks_runs_a_recipe_end_to_end_and_returns_few_files(tmp_path):
+    "The end-to-end step runs a recipe's smoke preset in process (train, evaluate, save, reload) and records it; the out-of-memory step backs off."
+    cmd = [sys.executable, str(GPU_CHECKS), "--out", str(tmp_path/"out"), "--small", "--only", "recipes_end_to_end,oom_backoff",
+           "--e2e-tasks", "sentiment", "--work", str(tmp_path/"work")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads=2), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((tmp_path/"out"/"gpu_checks.json").read_text())
+    assert [(s["name"], s["status"]) for s in record["steps"]] == [("preflight", "ok"), ("recipes_end_to_end", "ok"),
+                                                                   ("oom_backoff", "ok")]
+    # the out-of-memory step (simulated on a CPU): batch 64 halved to 8, the same effective batch, 2 steps trained
+    oom = record["steps"][2]["oom"]
+    assert [b["batch_size"] for b in oom["backoff"]] == [64, 32, 16] and (oom["final_batch"], oom["grad_accum"]) == (8, 8)
+    assert oom["global_step"] == 2
+    run = record["end_to_end"]["sentiment"]
+    assert run["ok"] and run["reloaded"] and 0 <= run["test"]["accuracy"] <= 1, run
+    assert run["compile"].startswith("off") and run["speed_settings"]["optimizer"].startswith("AdamW")
+    assert (tmp_path/"work"/"sentiment"/"results.json").exists()
+    # what comes back from a lent machine is a handful of files: nothing but the log and the JSON files in --out
+    assert sorted(p.name for p in (tmp_path/"out").iterdir()) == ["e2e.json", "gpu_checks.json", "gpu_checks.log"]
+
+
+def test_gpu_checks_stops_a_step_at_its_time_limit_with_what_it_started(tmp_path):
+    "A step past its limit is killed with its process group and reported as stopped, not as failed."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gpu_checks", GPU_CHECKS)
+    gpu_checks = importlib.util.module_from_spec(spec); spec.loader.exec_module(gpu_checks)
+    child = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); print('started', flush=True); time.sleep(60)"
+    log = gpu_checks.Log(tmp_path/"log.txt")
+    result = gpu_checks.run_step([sys.executable, "-c", child], {}, 3, log)
+    assert result["status"] == "stopped at its time limit" and result["wall_s"] < 30, result
+    assert "started" in (tmp_path/"log.txt").read_text()

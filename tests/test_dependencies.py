@@ -211,3 +211,27 @@ def test_lower_bounds_pass_the_unit_tests_and_every_smoke_recipe(tmp_path):
     print(f"lowest versions: {len(lowest)} pins; the unit tests, {len(runs)} recipes, a search and {gguf} passed in "
           f"{time.time() - t0:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in took.items()) + ")")
     shutil.rmtree(venv)  # a few hundred MB; kept when the test fails
+
+
+def _offline_wheels():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("offline_wheels", ROOT/"tools"/"offline_wheels.py")
+    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+    return module
+
+
+def test_offline_wheels_walks_the_installed_requirements_and_leaves_torch_to_the_target(tmp_path):
+    "tools/offline_wheels.py's walk (no download here): what ftrecipes needs, torch's builds excluded, pins read right."
+    ow = _offline_wheels()
+    needed = ow.closure([], "3.12")
+    for name in ("transformers", "datasets", "evaluate", "peft", "timm", "execnb", "accelerate", "huggingface-hub",
+                 "numpy", "pyarrow"):
+        assert name in needed, name
+    assert not any(k in ow.KEEP_TARGETS_OWN or k.startswith(("nvidia-", "cuda-")) for k in needed)
+    assert "optuna" not in needed and "optuna" in ow.closure(["tuning"], "3.12")  # extras only when asked
+    pinned = ow.pins(ROOT/"constraints.txt")
+    assert pinned["transformers"] == read_pins(ROOT/"constraints.txt")["transformers"].public
+    assert ow.is_pure(needed["transformers"]) and not ow.is_pure(needed["numpy"])
+    listing = tmp_path/"pip-list.txt"
+    listing.write_text("Package    Version\n---------- -------\nnumpy      2.5.2\nPyArrow    26.0.0\ntorch==2.11.0\nhf_xet, pillow\n")
+    assert ow.target_names(listing) == {"numpy", "pyarrow", "torch", "hf-xet", "pillow"}
