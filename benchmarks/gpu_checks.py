@@ -88,7 +88,10 @@ def run_step(cmd, extra_env, limit, log) -> dict:
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     import threading
-    timer = threading.Timer(limit, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    def stop():
+        try: os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError: pass  # it ended on its own just now
+    timer = threading.Timer(limit, stop)
     timer.start()
     lines = []
     try:
@@ -109,7 +112,8 @@ def collect(out: Path, record: dict):
     record["targets"], record["speed"] = {}, {}
     for f in sorted(out.glob("*.json")):
         if f.name in ("gpu_checks.json", "e2e.json"): continue
-        data = json.loads(f.read_text())
+        try: data = json.loads(f.read_text())
+        except json.JSONDecodeError: record["targets"][f.stem] = [dict(target=f"{f.name} unreadable", reached=False)]; continue
         for name, r in data.get("recipes", {}).items():
             key = f"{name} ({f.stem})"
             record["targets"][key] = r.get("targets") or [dict(target="failed", reached=False, errors=[
@@ -186,7 +190,7 @@ def e2e_worker(tasks: list, work: Path, out: Path, compile: bool):
             done[task] = dict(ok=False, wall_s=round(time.monotonic() - t0, 1), error=f"{type(e).__name__}: {e}")
         print(f"end to end {task}: " + ("ok" if done[task]["ok"] else done[task]["error"])
               + f" in {done[task]['wall_s']} s", flush=True)
-        out.write_text(json.dumps(done, indent=1, default=str))
+        tmp = out.with_suffix(".tmp"); tmp.write_text(json.dumps(done, indent=1, default=str)); tmp.replace(out)  # whole or not at all
     if not all(r["ok"] for r in done.values()): sys.exit(1)
 
 

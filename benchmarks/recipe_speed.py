@@ -629,9 +629,11 @@ def main():
     out = Path(a.out or f"/tmp/ftrecipes-bench/recipe_speed-{device}{'-small' if a.small else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     def save(complete: bool):  # after every recipe too: a run stopped at a time limit keeps the recipes it finished
-        out.write_text(json.dumps(dict(hardware=hardware, device=device, torch=torch.__version__, transformers=transformers.__version__,
+        tmp = out.with_suffix(".tmp")  # then renamed: a run killed while writing leaves the previous file whole
+        tmp.write_text(json.dumps(dict(hardware=hardware, device=device, torch=torch.__version__, transformers=transformers.__version__,
                                        ceiling_flops=ceiling, h200_bf16_flops=H200_BF16_FLOPS, arguments=vars(a),
                                        complete=complete, recipes=results), indent=1, default=str))
+        tmp.replace(out)
     for r in chosen:
         runs = {}
         for role in ("baseline", "recipe"):
