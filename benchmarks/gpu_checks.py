@@ -10,8 +10,10 @@ limit still returns every number it measured:
 3. recipes end to end on the GPU: one recipe per kind of model, its smoke preset through `run_recipe` (in one
    process, no kernel), so that torch.compile, bf16, TF32, loader workers, pinned memory and padding to a multiple
    of 8 run through training, evaluation, saving and reloading (the speed benchmark trains only). Smoke runs are
-   too short for make_trainer to compile on its own; `FTRECIPES_COMPILE=1` forces it, except for the seq2seq
-   recipes, whose evaluation generates text (make_trainer keeps compile off for them).
+   too short for make_trainer to compile on its own; `FTRECIPES_COMPILE=1` forces it for text generation and
+   sentiment (`--e2e-compile`): evaluation, saving and reloading after a compiled run. Each compile costs about a
+   minute even for a tiny model (on a CPU: 40-95 s a recipe), and the speed steps compile the other encoders and
+   timm in training anyway; seq2seq never compiles (its evaluation generates text).
 4. a real out-of-memory error at the first step (BERT-base at batch 64 x 512 under an allocator capped at 8 GiB):
    the run must halve the batch until it fits and train, which the CPU tests can only simulate.
 5. speed of question answering, NER, image classification, summarization and translation.
@@ -42,11 +44,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEED = str(ROOT/"benchmarks"/"recipe_speed.py")
-# one recipe per kind of model and Trainer, compile-relevant first: LoRA and generation from a compiled model, timm
-# with channels-last, an encoder head, and a seq2seq model that trains in bf16 and generates (compile stays off for
-# it). question_answering, ner and translation take the same paths (--e2e-tasks adds them; each compile costs time).
+# one recipe per kind of model and Trainer: LoRA and generation after training, timm with channels-last, an encoder
+# head, and a seq2seq model that trains in bf16 and generates. question_answering, ner and translation take the same
+# paths (--e2e-tasks adds them).
 E2E_TASKS = ["text_generation", "image_classification", "sentiment", "summarization"]
-GENERATING_TASKS = {"summarization", "translation"}  # seq2seq: evaluation generates, so make_trainer leaves compile off
+# compile forced where evaluation, saving and reloading after a compiled training run are not in the speed steps
+# (those train the encoder heads and timm compiled too): a compile costs a minute or so per recipe, even for a tiny
+# model. Never for seq2seq: its evaluation generates, so make_trainer keeps compile off for it.
+E2E_COMPILE = ["text_generation", "sentiment"]
 PREFLIGHT_IMPORTS = ["torch", "transformers", "datasets", "evaluate", "accelerate", "peft", "timm", "execnb",
                      "ftrecipes.training", "ftrecipes.causal_lm", "ftrecipes.recipes"]
 
@@ -61,7 +66,8 @@ def steps(a) -> list:
         ("preflight", 120, me + ["--preflight"] + small, {}, None),
         ("speed_priority", 300, speed("speed_priority", "sentiment,text_generation"), {}, "speed_priority.json"),
         ("recipes_end_to_end", 300, me + ["--e2e-worker", ",".join(a.e2e_tasks), "--work", str(a.work),
-                                          "--e2e-json", str(out/"e2e.json")] + (small or ["--compile"]), {}, "e2e.json"),
+                                          "--e2e-json", str(out/"e2e.json")] + (small or ["--compile", a.e2e_compile]),
+         {}, "e2e.json"),
         ("oom_backoff", 120, me + ["--oom-worker", "--work", str(a.work)] + small, {}, None),
         ("speed_rest", 300, speed("speed_rest", "question_answering,ner,image_classification,summarization,translation"),
          {}, "speed_rest.json"),
@@ -170,13 +176,12 @@ def preflight(small: bool):
     if not facts["cuda"] and not small: sys.exit("no CUDA GPU: the measurements need one (--small rehearses them on a CPU)")
 
 
-def e2e_worker(tasks: list, work: Path, out: Path, compile: bool):
+def e2e_worker(tasks: list, work: Path, out: Path, compile: list):
     "Each recipe's smoke preset in this process, on whatever device there is; one entry per task in `out`."
     from ftrecipes.recipes import run_recipe
     done = {}
     for task in tasks:
-        # forced compile for every recipe but those that generate during evaluation (make_trainer's own rule for them)
-        if compile and task not in GENERATING_TASKS: os.environ["FTRECIPES_COMPILE"] = "1"
+        if task in compile: os.environ["FTRECIPES_COMPILE"] = "1"
         else: os.environ.pop("FTRECIPES_COMPILE", None)
         t0 = time.monotonic()
         try:
@@ -247,12 +252,13 @@ def main():
     ap.add_argument("--preflight", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--e2e-worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--e2e-json", type=Path, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--e2e-compile", default=",".join(E2E_COMPILE), help="recipes of the end-to-end step run with compile forced")
+    ap.add_argument("--compile", default="", help=argparse.SUPPRESS)
     ap.add_argument("--oom-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.preflight: return preflight(a.small)
     if a.oom_worker: return oom_worker(a.work, a.small)
-    if a.e2e_worker is not None: return e2e_worker(a.e2e_worker.split(","), a.work, a.e2e_json, a.compile)
+    if a.e2e_worker is not None: return e2e_worker(a.e2e_worker.split(","), a.work, a.e2e_json, [t for t in a.compile.split(",") if t])
     if not a.out: ap.error("--out is needed")
 
     deadline = time.monotonic() + a.budget
