@@ -234,6 +234,8 @@ def _probe_batch(trainer: Trainer, rows: int = 2) -> dict:
 
 def loss_uses_item_count(trainer: Trainer, rows: int = 2):
     "Does the model's own loss divide by the `num_items_in_batch` the Trainer passes it (True), or ignore it and average over the batch it sees (False)? None where the first `rows` examples give no loss to compare."
+    # transformers decides from `forward`'s signature alone (issue 37766); no library checks what the loss does with
+    # the count, so it is checked here
     import torch
     model, batch = trainer.model, _probe_batch(trainer, rows)
     was_training = model.training
