@@ -57,26 +57,26 @@ PREFLIGHT_IMPORTS = ["torch", "transformers", "datasets", "evaluate", "accelerat
 
 
 def steps(a) -> list:
-    "(name, seconds at most, command, environment additions, output file or None), in order of importance."
+    "(name, seconds at most, command, environment additions), in order of importance."
     py, small = sys.executable, (["--small"] if a.small else [])
     out = Path(a.out)
     speed = lambda name, recipes, extra=(): [py, SPEED, "--recipes", recipes, "--out", str(out/f"{name}.json"), *small, *extra]
     me = [py, str(Path(__file__).resolve())]
     listed = [
-        ("preflight", 120, me + ["--preflight"] + small, {}, None),
-        ("speed_priority", 300, speed("speed_priority", "sentiment,text_generation"), {}, "speed_priority.json"),
+        ("preflight", 120, me + ["--preflight"] + small, {}),
+        ("speed_priority", 300, speed("speed_priority", "sentiment,text_generation"), {}),
         ("recipes_end_to_end", 300, me + ["--e2e-worker", ",".join(a.e2e_tasks), "--work", str(a.work),
                                           "--e2e-json", str(out/"e2e.json")] + (small or ["--compile", a.e2e_compile]),
-         {}, "e2e.json"),
-        ("oom_backoff", 120, me + ["--oom-worker", "--work", str(a.work)] + small, {}, None),
+         {}),
+        ("oom_backoff", 120, me + ["--oom-worker", "--work", str(a.work)] + small, {}),
         ("speed_rest", 300, speed("speed_rest", "question_answering,ner,image_classification,summarization,translation"),
-         {}, "speed_rest.json"),
+         {}),
         ("compiled_text", 180, speed("compiled_text", "text_generation:text"),
-         {} if a.small else {"FTRECIPES_COMPILE": "1"}, "compiled_text.json"),
+         {} if a.small else {"FTRECIPES_COMPILE": "1"}),
     ]
     if a.gpus >= 2:
         listed.append(("multi_gpu_ddp", 240, [py, str(ROOT/"benchmarks"/"ddp_find_unused.py"), "--out", str(out/"ddp.json")]
-                       + small, {}, "ddp.json"))
+                       + small, {}))
     return listed
 
 
@@ -190,7 +190,7 @@ def e2e_worker(tasks: list, work: Path, out: Path, compile: list):
             done[task] = dict(ok=True, wall_s=round(time.monotonic() - t0, 1), device=r["environment"].get("device"),
                               precision=settings.get("precision"), compile=settings.get("torch.compile"),
                               speed_settings=settings, test=r["metrics"].get("test"),
-                              reloaded=bool(r.get("reload_check") or r.get("saved_model")))
+                              reloaded=bool((r.get("reload_check") or {}).get("outputs")))  # the saved model's own predictions
         except Exception as e:
             done[task] = dict(ok=False, wall_s=round(time.monotonic() - t0, 1), error=f"{type(e).__name__}: {e}")
         print(f"end to end {task}: " + ("ok" if done[task]["ok"] else done[task]["error"])
@@ -271,7 +271,7 @@ def main():
     # preflight first, alone: it tells how many GPUs there are, which decides the last step
     a.gpus = 0
     names = {n for n in a.only.split(",") if n}
-    for name, cap, cmd, extra_env, _ in steps(a)[:1]:
+    for name, cap, cmd, extra_env in steps(a)[:1]:
         log(f"== {name}")
         result = run_step(cmd, extra_env, min(cap, deadline - time.monotonic()), log)
         if "preflight" in result: record["preflight"] = result.pop("preflight"); a.gpus = record["preflight"].get("gpus", 0)
@@ -280,7 +280,7 @@ def main():
         (out/"gpu_checks.json").write_text(json.dumps(record, indent=1))
         summary(record, log); sys.exit("preflight failed: nothing else was run")
 
-    for name, cap, cmd, extra_env, _ in steps(a)[1:]:
+    for name, cap, cmd, extra_env in steps(a)[1:]:
         if names and name not in names: continue
         left = deadline - time.monotonic()
         if left < 30:
