@@ -99,6 +99,33 @@ def test_ci_installs_with_the_constraints_exactly_as_the_readme_says():
     assert "pip install -c constraints.txt " in test_cmd[0]
 
 
+# Modules the package imports without declaring a distribution for them, and why that is safe.
+IMPORTED_UNDECLARED = {
+    "google": "google.colab, imported only inside a try on Colab, which ships it",
+    "IPython": "IPython.display, imported only to show a table in a notebook, whose kernel (ipykernel) brings it",
+    "vaderSentiment": "optional (dev extra): lexicon_baseline returns None when it is missing",
+}
+
+
+def test_every_module_the_package_imports_is_a_declared_dependency():
+    "A module imported only because some other dependency happens to bring it breaks when that one stops doing so."
+    import ast
+    imported = {}
+    for path in sorted((ROOT/"ftrecipes").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            for name in names: imported.setdefault(name.split(".")[0], path.name)
+    third_party = {m: f for m, f in imported.items() if m not in sys.stdlib_module_names and m != "ftrecipes"}
+    declared = {canonicalize_name(r.name) for reqs in pyproject_requirements().values() for r in reqs}
+    providers = metadata.packages_distributions()
+    undeclared = {m: f for m, f in third_party.items() if m not in IMPORTED_UNDECLARED
+                  and not {canonicalize_name(d) for d in providers.get(m, [])} & declared}
+    assert not undeclared, f"imported by ftrecipes but not declared in pyproject.toml (module: file): {undeclared}"
+    stale = set(IMPORTED_UNDECLARED) - set(third_party)
+    assert not stale, f"IMPORTED_UNDECLARED names modules the package no longer imports: {stale}"
+
+
 # --- the lower bounds at work -------------------------------------------------------------------------------------
 
 # pip's words when it cannot reach the package index (then the test skips, or fails under CI)
