@@ -69,7 +69,7 @@ CPU_BF16_MIN_WIDTH = 128
 def cpu_precision(model=None) -> tuple:
     "('bf16' or 'fp32', why): the faster precision to train `model` (a model or its config) in on this CPU."
     instructions = cpu_bf16_instructions()
-    if not instructions: return "fp32", "this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated and slower"
+    if not instructions: return "fp32", "this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated in software, several times slower"
     if model is None: return "bf16", f"this CPU multiplies bf16 in hardware ({instructions})"
     if has_depthwise_convolutions(model): return "fp32", "depthwise convolutions run slower in bf16 on a CPU"
     width = model_width(model)
