@@ -12,7 +12,9 @@ Every run asks for precision="auto", as a user would: bf16 autocast where the CP
 AVX512-BF16), fp32 where it does not. Forcing bf16 on a CPU without those instructions emulates it in software: the
 sentiment run was still training after 38 minutes on a CPU with AVX2 only; the whole run takes about 6 minutes in
 fp32. The tier passes in both precisions; the numbers below are bf16 unless they say fp32 (measured with fp32 forced on
-two cores of a CPU that has the bf16 instructions: the whole tier in 1,024 s)."""
+two cores of a CPU that has the bf16 instructions: the whole tier in 1,024 s). With PyTorch, oneDNN and MKL held to
+AVX2 as well (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2), the fp32 runs took 1.25-1.4x
+as long (sentiment 523 s for the command, the longest), so the tier should take about 23 minutes on an AVX2-only CPU."""
 import importlib.util
 import json
 import subprocess
