@@ -123,10 +123,6 @@ class OrderedEvalTrainer(InOrderEvaluation, Trainer):
 # %% ../nbs/03_training.ipynb #25417aa1
 COMPILE_MIN_STEPS = 500  # shorter runs do not win back the compile time (a minute or more on a GPU)
 
-def _torch_version() -> tuple:
-    import torch
-    return tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
-
 def _compile_choice(device: str, total_steps: int = None, generates: bool = False, quantized: bool = False) -> tuple:
     "(use torch.compile?, why): on CUDA with Triton for long runs; `FTRECIPES_COMPILE` = 1 or 0 overrides."
     import os
@@ -172,7 +168,7 @@ def fast_settings(model, device: str, precision: str = "fp32", total_steps: int 
     import os, torch
     args, notes = {}, {}
     notes["precision"] = _precision_note(model, device, precision)
-    fused = (device == "cuda") or (device == "cpu" and _torch_version() >= (2, 4))
+    fused = device in ("cuda", "cpu")  # the CPU kernel came in torch 2.4, below our floor
     args["optim"] = "adamw_torch_fused" if fused else "adamw_torch"
     notes["optimizer"] = "AdamW, fused (one kernel for every parameter)" if fused else f"AdamW (no fused kernel on {device})"
     if device == "cuda" and torch.cuda.get_device_capability()[0] >= 8:
