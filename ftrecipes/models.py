@@ -7,10 +7,10 @@ Docs: https://ftrecipes.github.io/ftrecipes/models.html.md"""
 # %% auto #0
 __all__ = ['OFFLINE_WEIGHTS', 'TOKENIZER_PROBE', 'TINY_ARCHS', 'CHATML_TEMPLATE', 'TINY_IMAGE_ARCHS', 'PICKLE_WEIGHTS',
            'ModelError', 'offline_weights_path', 'best_offline_model', 'best_offline_text_encoder',
-           'check_tokenizer_round_trip', 'gguf_to_folder', 'save_timm_folder', 'timm_weights_to_folder',
-           'train_wordpiece_tokenizer', 'train_seq2seq_tokenizer', 'train_chat_tokenizer', 'tiny_cache_dir',
-           'build_tiny_model', 'build_tiny_image_model', 'check_weights_format', 'check_remote_code', 'resolve_model',
-           'safe_from_pretrained', 'load_model', 'load_tokenizer', 'load_for_task', 'count_parameters',
+           'check_tokenizer_round_trip', 'check_eos_token', 'gguf_to_folder', 'save_timm_folder',
+           'timm_weights_to_folder', 'train_wordpiece_tokenizer', 'train_seq2seq_tokenizer', 'train_chat_tokenizer',
+           'tiny_cache_dir', 'build_tiny_model', 'build_tiny_image_model', 'check_weights_format', 'check_remote_code',
+           'resolve_model', 'safe_from_pretrained', 'load_model', 'load_tokenizer', 'load_for_task', 'count_parameters',
            'estimate_training_memory', 'describe_model', 'device_memory', 'choose_gradient_checkpointing']
 
 # %% ../nbs/02_models.ipynb #19d704bc
@@ -84,6 +84,17 @@ def check_tokenizer_round_trip(tok, name: str):
                          f"({type(tok).__name__}): {TOKENIZER_PROBE!r} comes back as {back!r}. Upgrade transformers "
                          f"(pip install -U transformers; 5.6 and newer save GGUF tokenizers such as SmolLM2's right).")
 
+def check_eos_token(tok, eos_token_id, name: str):
+    """Fail unless `tok`'s end-of-sequence token is the model's (`eos_token_id`, an id or a list of ids, from its
+    config). transformers 5.6-5.17 give SmolLM2's GGUF tokenizer its begin-of-turn token as eos, so every answer
+    would be trained to end with the start of another turn."""
+    ids = eos_token_id if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]
+    if eos_token_id is None or tok.eos_token_id in ids: return
+    import transformers
+    raise ValueError(f"{name}: the tokenizer ends a sequence with {tok.eos_token!r} (id {tok.eos_token_id}), the model "
+                     f"with id {ids[0]} ({tok.convert_ids_to_tokens(ids[0])!r}); transformers {transformers.__version__} "
+                     f"converted it. Upgrade transformers (pip install -U transformers; 5.18 and newer convert it right).")
+
 def gguf_to_folder(gguf_file) -> Path:
     "An ordinary transformers folder converted (once, then cached) from the GGUF file `gguf_file`."
     src = Path(gguf_file).expanduser().resolve()
@@ -91,10 +102,12 @@ def gguf_to_folder(gguf_file) -> Path:
     key = hashlib.sha1(f"{src}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     out = cache_dir()/"gguf"/f"{src.stem}-{key}"
     if (out/"config.json").exists() and (out/"tokenizer_config.json").exists():
-        try:  # a folder cached by transformers 5.3-5.5 holds a broken tokenizer: convert it again
-            check_tokenizer_round_trip(AutoTokenizer.from_pretrained(out), out.name)
+        try:  # a folder cached by transformers 5.3-5.17 holds a broken tokenizer: convert it again
+            tok = AutoTokenizer.from_pretrained(out)
+            check_tokenizer_round_trip(tok, out.name)
+            check_eos_token(tok, json.loads((out/"config.json").read_text()).get("eos_token_id"), out.name)
             return out
-        except ValueError: print(f"{out} holds a tokenizer that does not give back its text; converting again")
+        except ValueError: print(f"{out} was converted wrongly by an earlier transformers; converting it again")
         shutil.rmtree(out)
     print(f"Converting {src.name} from GGUF to a transformers folder (once; cached in {out.parent})")
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
@@ -103,6 +116,7 @@ def gguf_to_folder(gguf_file) -> Path:
         # the tokenizer as every later load reads it, checked before the slow part: the weights
         check_tokenizer_round_trip(AutoTokenizer.from_pretrained(tmp), src.name)
         model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
+        check_eos_token(AutoTokenizer.from_pretrained(tmp), model.config.eos_token_id, src.name)
         # transformers marks a model read from GGUF as quantized and will not save it, although its weights are
         # already dequantized to fp32: drop that mark (this is what a full-precision checkpoint of it looks like)
         model.hf_quantizer = None
