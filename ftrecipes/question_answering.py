@@ -92,6 +92,23 @@ def prepare_qa_examples(dsd: DatasetDict, id_column: str = "id", question_column
     return DatasetDict(out), unanswerable > 0
 
 # %% ../nbs/11_question_answering.ipynb #6bf5d6fe
+def _check_windows_cover_contexts(examples, window_example, offsets):
+    """Fail if the windows of an example end before its context does. tokenizers 0.23.1-0.23.2 stop returning
+    overflowing windows after the second, so the rest of every long context was silently dropped from training
+    and evaluation. Characters a tokenizer leaves out (trailing spaces, punctuation it drops) are allowed."""
+    import re
+    reached = {}
+    for ex, offs in zip(window_example, offsets):
+        ends = [o[1] for o in offs if o is not None]
+        if ends: reached[ex] = max(reached.get(ex, 0), max(ends))
+    for ex, context in enumerate(examples["context"]):
+        if re.search(r"\w", context[reached.get(ex, 0):]):
+            import tokenizers
+            raise ValueError(f"Example {examples['id'][ex]!r}: the tokenizer's windows cover only the first "
+                             f"{reached.get(ex, 0)} of {len(context)} characters of its context, so the rest would "
+                             f"never be seen. tokenizers {tokenizers.__version__} returned too few overflowing "
+                             f"windows (0.23.1-0.23.2 stop after two): pip install -U tokenizers.")
+
 def prepare_qa_features(examples: dict,  # a batch: lists under 'id', 'question', 'context', 'answers'
                         tokenizer, max_length: int = 384, doc_stride: int = 128) -> dict:
     "Tokenize a batch of questions into overlapping windows with start/end labels, example ids and context offsets."
@@ -117,6 +134,7 @@ def prepare_qa_features(examples: dict,  # a batch: lists under 'id', 'question'
             starts.append(0); ends.append(0); continue
         starts.append(next(k for k in ctx if offs[k][1] > a_start))
         ends.append(next(k for k in reversed(ctx) if offs[k][0] < a_end))
+    _check_windows_cover_contexts(examples, enc["overflow_to_sample_mapping"], offsets)
     enc.pop("overflow_to_sample_mapping")
     enc["offset_mapping"] = offsets
     enc["example_id"] = example_ids
