@@ -101,11 +101,14 @@ def gguf_to_folder(gguf_file) -> Path:
     stat = src.stat()
     key = hashlib.sha1(f"{src}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     out = cache_dir()/"gguf"/f"{src.stem}-{key}"
+    checked = "tokenizer-checked"  # written once the folder's tokenizer passed both checks: later loads skip them
     if (out/"config.json").exists() and (out/"tokenizer_config.json").exists():
+        if (out/checked).exists(): return out
         try:  # a folder cached by transformers 5.3-5.17 holds a broken tokenizer: convert it again
             tok = AutoTokenizer.from_pretrained(out)
             check_tokenizer_round_trip(tok, out.name)
             check_eos_token(tok, json.loads((out/"config.json").read_text()).get("eos_token_id"), out.name)
+            (out/checked).touch()
             return out
         except ValueError: print(f"{out} was converted wrongly by an earlier transformers; converting it again")
         shutil.rmtree(out)
@@ -114,14 +117,16 @@ def gguf_to_folder(gguf_file) -> Path:
     try:
         AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name).save_pretrained(tmp)
         # the tokenizer as every later load reads it, checked before the slow part: the weights
-        check_tokenizer_round_trip(AutoTokenizer.from_pretrained(tmp), src.name)
+        tok = AutoTokenizer.from_pretrained(tmp)
+        check_tokenizer_round_trip(tok, src.name)
         model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
-        check_eos_token(AutoTokenizer.from_pretrained(tmp), model.config.eos_token_id, src.name)
+        check_eos_token(tok, model.config.eos_token_id, src.name)
         # transformers marks a model read from GGUF as quantized and will not save it, although its weights are
         # already dequantized to fp32: drop that mark (this is what a full-precision checkpoint of it looks like)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"): del model.config.quantization_config
         model.save_pretrained(tmp)
+        (tmp/checked).touch()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     try: tmp.rename(out)

@@ -156,6 +156,7 @@ if gguf:
     assert model.config.model_type == "llama", model.config
     tok = transformers.AutoTokenizer.from_pretrained(folder)
     assert tok.decode(tok("3 hours is 180 minutes.")["input_ids"]) == "3 hours is 180 minutes.", type(tok).__name__
+    assert tok.eos_token == "<|im_end|>", tok.eos_token  # the model's own end of turn (config eos_token_id 2)
 print("RESULT " + json.dumps(dict(versions=versions, gguf=gguf)))
 '''
 TORCH_BUILD = ("torch", "torchvision")  # installed with their requirements (see the test)
