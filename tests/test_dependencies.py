@@ -1,6 +1,7 @@
 """Dependencies: pyproject.toml's ranges, the exact tested set CI installs (constraints.txt) and the lower bounds
 (constraints-lowest.txt) agree, and the lower bounds work: the unit tests, every recipe's smoke preset, a search
 and a GGUF conversion pass with each dependency at its floor (marker lower_bounds; needs the package index)."""
+import functools
 import json
 import os
 import re
@@ -30,17 +31,8 @@ UNCONSTRAINED = re.compile(r"^(torch|torchvision|triton|sympy|mpmath|networkx|nv
 
 
 def read_pins(path) -> dict:
-    "name -> Version of each `name==version` line of a requirements/constraints file (comments allowed)."
-    pins = {}
-    for line in path.read_text().splitlines():
-        line = line.split(" #")[0].strip()
-        if not line or line.startswith("#"): continue
-        req = Requirement(line)
-        spec = list(req.specifier)
-        assert len(spec) == 1 and spec[0].operator == "==", f"{path.name}: {line!r} is not an exact pin"
-        assert canonicalize_name(req.name) not in pins, f"{path.name}: {req.name} pinned twice"
-        pins[canonicalize_name(req.name)] = Version(spec[0].version)
-    return pins
+    "name -> Version of each `name==version` line of a requirements/constraints file (tools/offline_wheels.py parses)."
+    return {name: Version(v) for name, v in _offline_wheels().pins(path).items()}
 
 
 def pyproject_requirements() -> dict:
@@ -249,6 +241,7 @@ def test_lower_bounds_pass_the_unit_tests_and_every_smoke_recipe(tmp_path):
     shutil.rmtree(venv)  # a few hundred MB; kept when the test fails
 
 
+@functools.cache
 def _offline_wheels():
     import importlib.util
     spec = importlib.util.spec_from_file_location("offline_wheels", ROOT/"tools"/"offline_wheels.py")
@@ -267,6 +260,11 @@ def test_offline_wheels_walks_the_installed_requirements_and_leaves_torch_to_the
     assert "optuna" not in needed and "optuna" in ow.closure(["tuning"], "3.12")  # extras only when asked
     pinned = ow.pins(ROOT/"constraints.txt")
     assert pinned["transformers"] == read_pins(ROOT/"constraints.txt")["transformers"].public
+    bad = tmp_path/"constraints.txt"
+    for line, why in [("numpy>=2", "line 2: 'numpy>=2' is not an exact pin"), ("numpy==2.*", "is not an exact pin"),
+                      ("numpy 2.4", "is not a requirement"), ("NumPy==2.4.0", "pins NumPy a second time")]:
+        bad.write_text(f"# comment\n{line}\n" if "second" not in why else f"numpy==2.4.0  # kept\n{line}\n")
+        with pytest.raises(ValueError, match=re.escape(why)): ow.pins(bad)
     assert ow.is_pure(needed["transformers"]) and not ow.is_pure(needed["numpy"])
     listing = tmp_path/"pip-list.txt"
     listing.write_text("Package    Version\n---------- -------\nnumpy      2.5.2\nPyArrow    26.0.0\ntorch==2.11.0\nhf_xet, pillow\n")

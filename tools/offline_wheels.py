@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.markers import default_environment
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +36,24 @@ PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
 
 
 def pins(path: Path) -> dict:
-    "canonical name -> version, from a constraints file."
+    """canonical name -> version string of each `name==version` line of a requirements or constraints file.
+
+    Comments and blank lines are skipped; any other line that is not one exact pin, or a package pinned twice, is an
+    error naming the file and line, so a typo never silently leaves a package at whatever version is installed here.
+    The tests read constraints.txt and constraints-lowest.txt with this same function."""
     out = {}
-    for line in path.read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9._-]+)==([^\s;#]+)", line.strip())
-        if m: out[canonicalize_name(m[1])] = m[2]
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        text = line.split(" #")[0].strip()
+        if not text or text.startswith("#"): continue
+        where = f"{path}, line {number}: {line.strip()!r}"
+        try: req = Requirement(text)
+        except InvalidRequirement as e: raise ValueError(f"{where} is not a requirement ({e}); write name==version.")
+        spec = list(req.specifier)
+        if len(spec) != 1 or spec[0].operator != "==" or "*" in spec[0].version:
+            raise ValueError(f"{where} is not an exact pin; write name==version.")
+        key = canonicalize_name(req.name)
+        if key in out: raise ValueError(f"{where} pins {req.name} a second time; keep one line per package.")
+        out[key] = spec[0].version
     return out
 
 
@@ -102,7 +115,8 @@ def main():
     ap.add_argument("--target-has", type=Path, help="what the target already has: pip list / pip freeze output, or names")
     ap.add_argument("--constraints", type=Path, default=ROOT/"constraints.txt")
     a = ap.parse_args()
-    pinned = pins(a.constraints)
+    try: pinned = pins(a.constraints)
+    except ValueError as e: sys.exit(str(e))
     have = target_names(a.target_has) if a.target_has else None
     dists = closure([e for e in a.extras.split(",") if e], a.python_version)
     pure, compiled, skipped = [], [], []
