@@ -96,7 +96,6 @@ def _check_windows_cover_contexts(examples, window_example, offsets):
     """Fail if the windows of an example end before its context does. tokenizers 0.23.1-0.23.2 stop returning
     overflowing windows after the second, so the rest of every long context was silently dropped from training
     and evaluation. Characters a tokenizer leaves out (trailing spaces, punctuation it drops) are allowed."""
-    import re
     reached = {}
     for ex, offs in zip(window_example, offsets):
         ends = [o[1] for o in offs if o is not None]

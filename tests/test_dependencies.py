@@ -258,8 +258,10 @@ def test_offline_wheels_walks_the_installed_requirements_and_leaves_torch_to_the
         assert name in needed, name
     assert not any(k in ow.KEEP_TARGETS_OWN or k.startswith(("nvidia-", "cuda-")) for k in needed)
     assert "optuna" not in needed and "optuna" in ow.closure(["tuning"], "3.12")  # extras only when asked
-    pinned = ow.pins(ROOT/"constraints.txt")
-    assert pinned["transformers"] == read_pins(ROOT/"constraints.txt")["transformers"].public
+    good = tmp_path/"good.txt"
+    good.write_text("# the tested set\n\ntransformers==5.24.0  # why this one\nhuggingface_hub==1.33.0\n")
+    assert ow.pins(good) == {"transformers": "5.24.0", "huggingface-hub": "1.33.0"}
+    assert "transformers" in ow.pins(ROOT/"constraints.txt")
     bad = tmp_path/"constraints.txt"
     for line, why in [("numpy>=2", "line 2: 'numpy>=2' is not an exact pin"), ("numpy==2.*", "is not an exact pin"),
                       ("numpy 2.4", "is not a requirement"), ("NumPy==2.4.0", "pins NumPy a second time")]:
