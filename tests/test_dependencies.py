@@ -268,6 +268,10 @@ def test_offline_wheels_walks_the_installed_requirements_and_leaves_torch_to_the
         bad.write_text(f"# comment\n{line}\n" if "second" not in why else f"numpy==2.4.0  # kept\n{line}\n")
         with pytest.raises(ValueError, match=re.escape(why)): ow.pins(bad)
     assert ow.is_pure(needed["transformers"]) and not ow.is_pure(needed["numpy"])
+    installed = needed["transformers"].version  # the walk reads requirements from what is installed: it must be the pin
+    assert ow.differing(needed, {"transformers": installed}) == []
+    assert ow.differing(needed, {"transformers": "0.0.1", "not-walked": "1.0"}) == [
+        f"transformers: installed {installed}, pinned 0.0.1"]
     listing = tmp_path/"pip-list.txt"
     listing.write_text("Package    Version\n---------- -------\nnumpy      2.5.2\nPyArrow    26.0.0\ntorch==2.11.0\nhf_xet, pillow\n")
     assert ow.target_names(listing) == {"numpy", "pyarrow", "torch", "hf-xet", "pillow"}

@@ -3,7 +3,8 @@
 It walks the requirements of ftrecipes (and of the extras you name) through the packages installed here, stops at
 torch and torchvision (the target keeps its own build, as Colab does), and downloads for the target's Python and
 platform the wheel of each package at the version constraints.txt pins (the tested set; the installed version where
-constraints.txt has none):
+constraints.txt has none). The installed versions must be the pinned ones (it stops, naming each that differs): the
+walk reads each package's requirements from what is installed.
 
 - pure-Python wheels always, so the target runs the versions the tests passed with;
 - compiled wheels only for packages the target lacks, when `--target-has` lists what it has (a `pip list` or
@@ -89,6 +90,16 @@ def closure(extras: list, python_version: str) -> dict:
     return found
 
 
+def differing(dists: dict, pinned: dict) -> list:
+    """'name: installed X, pinned Y' for each walked package whose installed version is not the pinned one.
+
+    The walk reads each package's requirements from the version installed here, so it must be the pinned version:
+    transformers 5.25 needs `kernels`, which 5.24 did not, and walking 5.24 while downloading 5.25 would leave
+    `kernels` out of the wheels without a word."""
+    return [f"{dist.metadata['Name']}: installed {dist.version}, pinned {pinned[key]}"
+            for key, dist in sorted(dists.items()) if key in pinned and dist.version != pinned[key]]
+
+
 def is_pure(dist) -> bool:
     "Whether the installed wheel was pure Python (its WHEEL file says Root-Is-Purelib: true)."
     wheel = dist.read_text("WHEEL") or ""
@@ -119,6 +130,11 @@ def main():
     except ValueError as e: sys.exit(str(e))
     have = target_names(a.target_has) if a.target_has else None
     dists = closure([e for e in a.extras.split(",") if e], a.python_version)
+    stale = differing(dists, pinned)
+    if stale:
+        sys.exit(f"the packages installed here differ from {a.constraints}, so their requirements would be walked at "
+                 f"the wrong versions: {'; '.join(stale[:8])}{f' and {len(stale) - 8} more' if len(stale) > 8 else ''}. Install the pinned set first: "
+                 f"pip install -c {a.constraints} -e '.[dev]'")
     pure, compiled, skipped = [], [], []
     for key, dist in sorted(dists.items()):
         spec = f"{dist.metadata['Name']}=={pinned.get(key, dist.version)}"
