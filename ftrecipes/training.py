@@ -162,6 +162,15 @@ def _is_channels_last(model) -> bool:
     convs = [q for q in model.parameters() if q.dim() == 4 and q.shape[-1] > 1]
     return bool(convs) and all(q.is_contiguous(memory_format=torch.channels_last) for q in convs)
 
+def _hub_kernels_note(model) -> str:
+    "Whether transformers (5.25 and later) swaps layers of `model` for kernels from the Hub on a GPU, and why not."
+    if getattr(model, "use_kernels", False):
+        return "on (transformers' default): layers with a kernel for this GPU on the Hub (RMSNorm, rotary embeddings, activations) use it"
+    import os
+    switch = os.environ.get("USE_HUB_KERNELS")  # set_offline sets NO: they download from the Hub
+    if switch is None: return "off (before transformers 5.25 and for models built from a config, the default)"
+    return f"off: USE_HUB_KERNELS={switch}" + (" (offline: they would have to be downloaded from the Hub)" if switch == "NO" else "")
+
 def fast_settings(model, device: str, precision: str = "fp32", total_steps: int = None, data_collator=None,
                   generates: bool = False) -> tuple:
     "(TrainingArguments overrides, {setting: what and why}): the fastest safe settings for `model` on `device`."
@@ -189,6 +198,7 @@ def fast_settings(model, device: str, precision: str = "fp32", total_steps: int 
     quantized = bool(getattr(model, "is_quantized", False) or getattr(model, "is_loaded_in_4bit", False))
     args["torch_compile"], notes["torch.compile"] = _compile_choice(device, total_steps, generates, quantized)
     if _is_channels_last(model): notes["memory layout"] = "channels-last"
+    if device == "cuda" and hasattr(model, "use_kernels"): notes["Hub kernels"] = _hub_kernels_note(model)
     return args, notes
 
 # %% ../nbs/03_training.ipynb #adabbb47
