@@ -161,7 +161,7 @@ def preflight(small: bool):
     facts = {}
     for name in PREFLIGHT_IMPORTS:
         importlib.import_module(name)  # an ImportError here stops the run: the later steps would all fail
-    for dist in ("torch", "transformers", "datasets", "evaluate", "accelerate", "peft", "timm", "triton", "numpy"):
+    for dist in ("torch", "transformers", "datasets", "evaluate", "accelerate", "peft", "timm", "triton", "numpy", "kernels"):
         try: facts[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError: facts[dist] = None
     import torch

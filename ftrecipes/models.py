@@ -423,6 +423,7 @@ def resolve_model(name: str, need_tokenizer: bool = True, trust_remote_code: boo
 def safe_from_pretrained(auto_class, path: str, name: str = None, trust_remote_code: bool = False, **kwargs):
     "`auto_class.from_pretrained(path)` with safetensors weights only and code shipped with the model run only when `trust_remote_code`; a `ModelError` that says what to do otherwise."
     weights = dict(use_safetensors=True) if hasattr(auto_class, "_model_mapping") else {}  # a tokenizer would store the flag in its config
+    if weights and offline_mode(): kwargs.setdefault("use_kernels", False)  # see above: Hub kernels need the Hub
     try: return auto_class.from_pretrained(path, trust_remote_code=trust_remote_code, **weights, **kwargs)
     except (OSError, ValueError) as e:
         text = str(e)

@@ -166,10 +166,9 @@ def _hub_kernels_note(model) -> str:
     "Whether transformers (5.25 and later) swaps layers of `model` for kernels from the Hub on a GPU, and why not."
     if getattr(model, "use_kernels", False):
         return "on (transformers' default): layers with a kernel for this GPU on the Hub (RMSNorm, rotary embeddings, activations) use it"
-    import os
-    switch = os.environ.get("USE_HUB_KERNELS")  # set_offline sets NO: they download from the Hub
-    if switch is None: return "off (before transformers 5.25 and for models built from a config, the default)"
-    return f"off: USE_HUB_KERNELS={switch}" + (" (offline: they would have to be downloaded from the Hub)" if switch == "NO" else "")
+    from .environment import offline_mode
+    if offline_mode(): return "off: offline, models load without them (they would be downloaded from the Hub at the first step)"
+    return "off (before transformers 5.25, and for models built from a config, the default)"
 
 def fast_settings(model, device: str, precision: str = "fp32", total_steps: int = None, data_collator=None,
                   generates: bool = False) -> tuple:
