@@ -29,6 +29,7 @@ from pathlib import Path
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP_TARGETS_OWN = {"torch", "torchvision", "torchaudio", "triton"}  # and what only they need: never walked into
@@ -97,7 +98,7 @@ def differing(dists: dict, pinned: dict) -> list:
     transformers 5.25 needs `kernels`, which 5.24 did not, and walking 5.24 while downloading 5.25 would leave
     `kernels` out of the wheels without a word."""
     return [f"{dist.metadata['Name']}: installed {dist.version}, pinned {pinned[key]}"
-            for key, dist in sorted(dists.items()) if key in pinned and dist.version != pinned[key]]
+            for key, dist in sorted(dists.items()) if key in pinned and Version(dist.version) != Version(pinned[key])]
 
 
 def is_pure(dist) -> bool:
