@@ -22,7 +22,7 @@ from dataclasses import dataclass, asdict, fields
 # %% ../nbs/03_training.ipynb #f3292218
 from transformers import Trainer, TrainingArguments, TrainerCallback, EarlyStoppingCallback
 
-from .environment import cpu_precision
+from .environment import cpu_precision, offline_mode
 
 # %% ../nbs/03_training.ipynb #c9d04f1d
 @dataclass
@@ -166,7 +166,6 @@ def _hub_kernels_note(model) -> str:
     "Whether transformers (5.25 and later) swaps layers of `model` for kernels from the Hub on a GPU, and why not."
     if getattr(model, "use_kernels", False):
         return "on (transformers' default): layers with a kernel for this GPU on the Hub (RMSNorm, rotary embeddings, activations) use it"
-    from .environment import offline_mode
     if offline_mode(): return "off: offline, models load without them (they would be downloaded from the Hub at the first step)"
     return "off (before transformers 5.25, and for models built from a config, the default)"
 

@@ -138,7 +138,7 @@ def main():
                  f"pip install -c {a.constraints} -e '.[dev]'")
     pure, compiled, skipped = [], [], []
     for key, dist in sorted(dists.items()):
-        spec = f"{dist.metadata['Name']}=={pinned.get(key, dist.version)}"
+        spec = f"{dist.metadata['Name']}=={dist.version}"  # the pinned version: differing() checked it
         if is_pure(dist): pure.append(spec)
         elif have is not None and key not in have: compiled.append(spec)
         else: skipped.append(spec)
