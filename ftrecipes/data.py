@@ -328,9 +328,16 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
                 stratify_by: str = None,  # a ClassLabel column to keep class proportions equal across splits
                 group_by: str = None,  # a column whose rows must stay in one split (e.g. the context of QA questions)
                 contiguous: bool = False,  # hold out the end of train, in order, instead of random rows
+                test_from: str = "test",  # the source split scored as test; 'validation' where a published score is on it
                 ) -> DatasetDict:
     "Return train/validation/test, cutting the missing ones from train (fractions of the whole)."
     if "train" not in dsd: raise DataError(f"No 'train' split; found {list(dsd)}. Name one split 'train'.")
+    if test_from not in ("test", "validation"): raise ValueError(f"test_from={test_from!r}: use 'test' or 'validation'.")
+    if test_from == "validation" and "validation" in dsd:
+        if "test" in dsd: print(f"Note: the source's 'test' split ({len(dsd['test'])} rows) is set aside: the source's "
+                                "'validation' split is the test split here, as in the published result.")
+        print("validation: cut from train, so that choosing the best epoch never sees the test split")
+        dsd = DatasetDict(train=dsd["train"], test=dsd["validation"])
     train, out = dsd["train"], {}
     strat = stratify_by if stratify_by in train.column_names and isinstance(train.features[stratify_by], ClassLabel) else None
     need = [s for s in ("validation", "test") if s not in dsd]
