@@ -1,0 +1,42 @@
+"""The sentiment recipe's split step: on GLUE SST-2 the test split is the published (validation) split, never seen by model selection."""
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from ftrecipes.recipes import Params
+from ftrecipes.sentiment import PUBLISHED, PUBLISHED_RESULT, sentiment_splits
+
+
+def _rows(name, labels):
+    feats = Features(sentence=Value("string"), label=ClassLabel(names=["negative", "positive"]), idx=Value("int32"))
+    return Dataset.from_dict({"sentence": [f"{name} {i}" for i in range(len(labels))], "label": labels,
+                              "idx": list(range(len(labels)))}, features=feats)
+
+
+def _sst2_shaped():
+    "Train, a labelled validation split, and a test split whose labels are all -1, as GLUE ships SST-2."
+    return DatasetDict(train=_rows("train", [0, 1, 1] * 40), validation=_rows("dev", [1, 0, 0, 1, 1]),
+                       test=_rows("test", [-1] * 6))
+
+
+def test_published_data_is_scored_on_the_published_split_and_selected_on_a_cut_of_train():
+    p = Params(PUBLISHED)
+    assert PUBLISHED_RESULT["data_split"] == "validation"
+    splits, names = sentiment_splits(_sst2_shaped(), p)
+    assert names == ["negative", "positive"]
+    assert splits["test"]["sentence"] == [f"dev {i}" for i in range(5)]  # the official validation rows, all of them
+    assert splits["test"]["label"] == [1, 0, 0, 1, 1]
+    val = splits["validation"]["sentence"]
+    assert val and all(s.startswith("train ") for s in val), "selection split cut from train"
+    assert not set(val) & set(splits["train"]["sentence"]), "cut from train, not shared with it"
+    assert len(splits["train"]) + len(val) == 120
+    assert splits["validation"]["label"].count(1) == 2 * splits["validation"]["label"].count(0), "stratified by class"
+
+
+def test_other_data_keeps_the_old_split_path():
+    splits, _ = sentiment_splits(_sst2_shaped(), Params(PUBLISHED, data="my_sst2_copy.csv"))
+    assert splits["validation"]["sentence"] == [f"dev {i}" for i in range(5)]
+    assert all(s.startswith("train ") for s in splits["test"]["sentence"])
+
+
+def test_max_train_samples_limits_train_only():
+    splits, _ = sentiment_splits(_sst2_shaped(), Params(PUBLISHED, max_train_samples=30))
+    assert len(splits["train"]) == 30 and len(splits["test"]) == 5
