@@ -7,7 +7,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/ner.html.md"""
 # %% auto #0
 __all__ = ['PUBLISHED', 'PUBLISHED_RESULT', 'NONE_TYPE', 'ner_presets', 'order_tag_names', 'encode_tags', 'entity_spans',
            'entity_counts', 'align_labels_with_tokens', 'tokenize_and_align', 'EntityMetrics', 'ner_compute_metrics',
-           'entity_f1_interval', 'evaluate_ner', 'lookup_baseline', 'entity_confusion', 'ner_errors_table']
+           'entity_f1_interval', 'word_predictions', 'evaluate_ner', 'lookup_baseline', 'entity_confusion',
+           'ner_errors_table']
 
 # %% ../nbs/12_ner.ipynb #92041ee4
 import time
@@ -137,21 +138,22 @@ def align_labels_with_tokens(word_ids: list, word_tags: list, label_names: list,
 # %% ../nbs/12_ner.ipynb #674e2ba8
 def tokenize_and_align(splits: DatasetDict, tokenizer, label_names: list, max_length: int = 256,
                        label_all_subwords: bool = False) -> tuple:
-    "Tokenized splits with `labels` and `word_ids`, and per split the number of sentences cut by `max_length`."
+    "Tokenized splits with `labels`, `word_ids` and the full `tags`, and per split the sentences and words cut by `max_length`."
     def tok(batch, all_subwords):
         enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
-        enc["labels"], enc["word_ids"], enc["truncated"] = [], [], []
+        enc["labels"], enc["word_ids"], enc["words_cut"] = [], [], []
         for i, tags in enumerate(batch["tags"]):
             wids = enc.word_ids(i)
             enc["labels"].append(align_labels_with_tokens(wids, tags, label_names, all_subwords))
             enc["word_ids"].append([-1 if w is None else w for w in wids])
-            enc["truncated"].append(max((w for w in wids if w is not None), default=-1) + 1 < len(tags))
+            enc["words_cut"].append(len(tags) - 1 - max((w for w in wids if w is not None), default=-1))
         return enc
-    out = DatasetDict({s: d.map(tok, batched=True, remove_columns=d.column_names,
+    out = DatasetDict({s: d.map(tok, batched=True, remove_columns=[c for c in d.column_names if c != "tags"],
                                 fn_kwargs=dict(all_subwords=label_all_subwords and s == "train"))
                        for s, d in splits.items()})
-    truncated = {s: dict(truncated=int(sum(d["truncated"])), rows=len(d)) for s, d in out.items()}
-    return out.remove_columns("truncated"), truncated
+    truncated = {s: dict(truncated=sum(c > 0 for c in d["words_cut"]), rows=len(d), words_truncated=sum(d["words_cut"]),
+                         words=sum(map(len, d["tags"]))) for s, d in out.items()}
+    return out.remove_columns("words_cut"), truncated
 
 # %% ../nbs/12_ner.ipynb #cb2c2d35
 class EntityMetrics(evaluate.Metric):
@@ -206,11 +208,27 @@ def entity_f1_interval(predictions: list, references: list, n_boot: int = 1000, 
     ci = bootstrap_ci(stat=f1, n_examples=len(counts), n_boot=n_boot, seed=seed)
     return [ci["low"], ci["high"]]
 
+
+# %% ../nbs/12_ner.ipynb #e19b4d62
+def word_predictions(logits, word_ids: list, n_words: list, label_names: list) -> list:
+    "Per sentence, one tag per word: its first sub-word's prediction; 'O' for words the model never saw (cut by `max_length`)."
+    pred_ids = np.asarray(logits).argmax(-1)
+    out = []
+    for row, wids, n in zip(pred_ids, word_ids, n_words):
+        tags, previous = ["O"] * n, -1
+        for pos, w in enumerate(wids):
+            if w >= 0 and w != previous: tags[w] = label_names[row[pos]]
+            previous = w
+        out.append(tags)
+    return out
+
+# %% ../nbs/12_ner.ipynb #f2c7a94e
 def evaluate_ner(trainer, tokenized_split, label_names: list) -> tuple:
-    "Score `trainer.model` on a tokenized split: (metrics with per-type scores, predicted tags per word, gold tags per word)."
+    "Score `trainer.model` on a tokenized split, full sentences: (metrics with per-type scores, predicted tags per word, gold tags per word)."
     out = trainer.predict(tokenized_split)
     logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
-    preds, refs = _word_tags(logits, out.label_ids, label_names)
+    refs = [[label_names[i] for i in row] for row in tokenized_split["tags"]]
+    preds = word_predictions(logits, tokenized_split["word_ids"], list(map(len, refs)), label_names)
     metrics = load_metric("entities").compute(predictions=preds, references=refs)
     metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
     metrics["f1_ci95"] = entity_f1_interval(preds, refs)

@@ -97,3 +97,44 @@ def test_lookup_baseline_repairs_continuations():
     names = ["O", "B-PER", "I-PER"]
     preds = lookup_baseline([["Ann", "Lee", "met"]], [[1, 2, 0]], [["Lee", "met", "Ann"]], names)
     assert preds == [["B-PER", "O", "B-PER"]]
+
+
+class _SeesOnlyWhatFits:
+    "A stand-in trainer whose model tags every sub-word it is given correctly (its gold label on first sub-words)."
+    def __init__(self, n_tags): self.n_tags = n_tags
+
+    def predict(self, ds):
+        import numpy as np
+        from transformers.trainer_utils import PredictionOutput
+        width = max(len(ids) for ids in ds["input_ids"])
+        labels = np.full((len(ds), width), -100)
+        for i, row in enumerate(ds["labels"]): labels[i, :len(row)] = row
+        logits = np.eye(self.n_tags)[np.where(labels < 0, 0, labels)]
+        return PredictionOutput(predictions=logits, label_ids=labels, metrics={"test_loss": 0.0})
+
+
+def test_a_sentence_longer_than_max_length_is_scored_whole():
+    from ftrecipes.ner import evaluate_ner, tokenize_and_align
+    names = ["O", "B-PER", "I-PER", "B-LOC"]
+    words = ["Ann", "met", "Bob", "in", "Oslo", "and", "Ada", "Lee", "in", "Rome"]
+    tags = [1, 0, 1, 0, 3, 0, 1, 2, 0, 3]
+    feats = Features(dict(tokens=Sequence(Value("string")), tags=Sequence(ClassLabel(names=names))))
+    splits = DatasetDict(test=Dataset.from_dict(dict(tokens=[words, ["Ann", "met", "Bob"]], tags=[tags, [1, 0, 1]]), features=feats))
+    tok = AutoTokenizer.from_pretrained(build_tiny_model("bert"))
+    tokenized, cut = tokenize_and_align(splits, tok, names, max_length=8)
+    seen = max(tokenized["test"][0]["word_ids"]) + 1  # words of the long sentence inside the window
+    assert 2 <= seen <= 5, tok.convert_ids_to_tokens(tokenized["test"][0]["input_ids"])
+    assert cut["test"] == dict(truncated=1, rows=2, words_truncated=len(words) - seen, words=len(words) + 3)
+
+    metrics, preds, refs = evaluate_ner(_SeesOnlyWhatFits(len(names)), tokenized["test"], names)
+    assert refs == [[names[t] for t in tags], ["B-PER", "O", "B-PER"]], "references are the full sentences"
+    assert [len(p) for p in preds] == [len(r) for r in refs]
+    assert preds[0][seen:] == ["O"] * (len(words) - seen), "words past the cut are tagged O"
+    found = len(entity_spans([names[t] for t in tags[:seen]]))
+    gold = len(entity_spans(refs[0])) + 2
+    assert metrics["precision"] == 1.0
+    assert metrics["recall"] == pytest.approx((found + 2) / gold), "entities past the cut count as missed"
+    # the lookup baseline tags every word: it can be scored against the same references (lengths must match)
+    lookup = load_metric("entities").compute(predictions=lookup_baseline(
+        splits["test"]["tokens"], splits["test"]["tags"], splits["test"]["tokens"], names), references=refs)
+    assert lookup["recall"] == 1.0
