@@ -259,7 +259,7 @@ def encode_labels(dsd: DatasetDict,
     "Return (`dsd` with an integer `label` ClassLabel column, the list of class names)."
     feat = dsd[next(iter(dsd))].features.get(column)
     hidden = [s for s, d in dsd.items() if isinstance(feat, ClassLabel) and len(d) and all(v == -1 for v in d[column])]
-    for s in hidden: print(f"Note: the {s!r} split has no labels (all -1); it is dropped and replaced by a split of train.")
+    for s in hidden: print(f"Note: the {s!r} split has no labels (all -1); it is dropped.")
     dsd = DatasetDict({s: d for s, d in dsd.items() if s not in hidden})
     if threshold is not None:
         names = list(label_names or ["negative", "positive"])
@@ -334,9 +334,9 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
     if "train" not in dsd: raise DataError(f"No 'train' split; found {list(dsd)}. Name one split 'train'.")
     if test_from not in ("test", "validation"): raise ValueError(f"test_from={test_from!r}: use 'test' or 'validation'.")
     if test_from == "validation" and "validation" in dsd:
-        if "test" in dsd: print(f"Note: the source's 'test' split ({len(dsd['test'])} rows) is set aside: the source's "
-                                "'validation' split is the test split here, as in the published result.")
-        print("validation: cut from train, so that choosing the best epoch never sees the test split")
+        if "test" in dsd: print(f"Note: the source's 'test' split ({len(dsd['test'])} rows) is set aside.")
+        print("test: the source's 'validation' split, as in the published result; validation: cut from train, so "
+              "that choosing the best epoch never sees the test split")
         dsd = DatasetDict(train=dsd["train"], test=dsd["validation"])
     train, out = dsd["train"], {}
     strat = stratify_by if stratify_by in train.column_names and isinstance(train.features[stratify_by], ClassLabel) else None

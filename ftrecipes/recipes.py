@@ -77,7 +77,7 @@ def resolve_preset(preset: str,  # the recipe's `preset` parameter
 # %% ../nbs/06_recipes.ipynb #3c7d9a10
 def published_test_split(p: dict, published: dict, published_result: dict) -> str:
     "The source split to score as test: the published result's `data_split` when `p` uses the published data, else 'test'."
-    if p.get("data") != published.get("data"): return "test"
+    if (p.get("data"), p.get("data_config")) != (published.get("data"), published.get("data_config")): return "test"
     return published_result.get("data_split", "test")
 
 # %% ../nbs/06_recipes.ipynb #28776568
