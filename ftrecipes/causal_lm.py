@@ -9,8 +9,9 @@ __all__ = ['ROLES', 'PLAIN_CHAT_TEMPLATE', 'TOKEN_COLUMNS', 'FINETUNING', 'ensur
            'choose_separator', 'text_separator_ids', 'tokenize_and_pack', 'chat_format', 'to_chats',
            'ensure_chat_template', 'stop_token_ids', 'assistant_spans', 'tokenize_chat', 'masked_view',
            'tokenize_chats', 'report_chats', 'prompt_and_reference', 'load_causal_lm', 'linear_layer_names',
-           'lora_targets', 'apply_lora', 'causal_lm_collator', 'causal_lm_arguments', 'evaluate_perplexity',
-           'generation_settings', 'generate_texts', 'stream_reply', 'answer_scores', 'merged_model', 'save_adapter']
+           'lora_targets', 'apply_lora', 'causal_lm_collator', 'causal_lm_arguments', 'token_nll_sums',
+           'perplexity_metrics', 'report_perplexity', 'evaluate_perplexity', 'generation_settings', 'generate_texts',
+           'stream_reply', 'answer_scores', 'merged_model', 'save_adapter']
 
 # %% ../nbs/09_causal_lm.ipynb #10409e38
 import math
@@ -316,23 +317,40 @@ def causal_lm_collator(tokenizer, device: str = "cpu"):
                                   pad_to_multiple_of=8 if device == "cuda" else None)
 
 def causal_lm_arguments(gradient_checkpointing: bool) -> dict:
-    "`TrainingArguments` for a causal LM: evaluation keeps only the loss; gradient checkpointing (non-reentrant) when asked."
-    # without prediction_loss_only the Trainer gathers every evaluation logit: batch x length x vocabulary floats,
-    # 1.2 GB for 25 blocks of 256 tokens with a 49k vocabulary
+    "`TrainingArguments` for a causal LM: gradient checkpointing (non-reentrant) when asked."
     from dataclasses import fields
     from transformers import TrainingArguments
     # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing (the old name goes in v6): use what exists
     name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(TrainingArguments)} else "gradient_checkpointing"
-    return {"prediction_loss_only": True, name: gradient_checkpointing,
-            f"{name}_kwargs": {"use_reentrant": False} if gradient_checkpointing else None}
+    return {name: gradient_checkpointing, f"{name}_kwargs": {"use_reentrant": False} if gradient_checkpointing else None}
+
+# %% ../nbs/09_causal_lm.ipynb #88276dad
+def token_nll_sums(logits, labels) -> torch.Tensor:
+    "Per row of a batch: (summed NLL of its next tokens that have a label, how many there are), as float32 rows."
+    if isinstance(logits, (tuple, list)): logits = logits[0]
+    targets = labels[:, 1:]  # the token after each position; -100 (prompt, padding) is ignored
+    sums = [torch.nn.functional.cross_entropy(row[:-1].float(), target, ignore_index=-100, reduction="sum")
+            for row, target in zip(logits, targets)]
+    return torch.stack([torch.stack(sums), (targets != -100).sum(1).float()], dim=1)
+
+# %% ../nbs/09_causal_lm.ipynb #6325b9dd
+def perplexity_metrics(eval_pred) -> dict:
+    "The split's token-weighted `nll` (summed NLL / labelled tokens) and `perplexity` = exp(nll), from `token_nll_sums` rows."
+    total, tokens = eval_pred.predictions.astype("float64").sum(0)
+    nll = float(total / tokens)
+    return dict(nll=nll, perplexity=math.exp(min(nll, 50)))
 
 # %% ../nbs/09_causal_lm.ipynb #5b07c178
+def report_perplexity(trainer):
+    "Make `trainer`'s evaluations report the split's token-weighted `nll` and `perplexity`, the logits reduced batch by batch."
+    trainer.preprocess_logits_for_metrics, trainer.compute_metrics = token_nll_sums, perplexity_metrics
+    return trainer
+
 def evaluate_perplexity(trainer, dataset) -> dict:
-    "Loss and perplexity of `trainer.model` on `dataset` (not logged to the training history)."
-    out = trainer.evaluation_loop(trainer.get_eval_dataloader(dataset), description="Perplexity",
-                                  prediction_loss_only=True, metric_key_prefix="eval")
-    loss = float(out.metrics["eval_loss"])
-    return dict(loss=loss, perplexity=math.exp(min(loss, 50)))
+    "Token-weighted mean NLL (`loss`) and `perplexity` of `trainer.model` on `dataset` (not logged to the training history)."
+    out = report_perplexity(trainer).evaluation_loop(trainer.get_eval_dataloader(dataset), description="Perplexity",
+                                                     prediction_loss_only=False, metric_key_prefix="eval")
+    return dict(loss=out.metrics["eval_nll"], perplexity=out.metrics["eval_perplexity"])
 
 # %% ../nbs/09_causal_lm.ipynb #c61b9f9c
 def generation_settings(model, tokenizer, max_new_tokens: int = 256, temperature: float = 0.2, top_p: float = 0.9,

@@ -1,15 +1,23 @@
-"""Text generation: the answers-only loss mask, packing, the text-mode smoke run with full fine-tuning, and bad input
-stopping before training. (The instruction-mode smoke run with LoRA is in the papermill suite, test_notebooks.py.)"""
+"""Text generation: the answers-only loss mask, packing, token-weighted perplexity (in one process and in two), the
+text-mode smoke run with full fine-tuning, and bad input stopping before training. (The instruction-mode smoke run with
+LoRA is in the papermill suite, test_notebooks.py.)"""
 import importlib.util
 import json
+import math
 import random
 import subprocess
+import sys
+from pathlib import Path
 
-from transformers import AutoTokenizer
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import subprocess_env
-from ftrecipes.causal_lm import assistant_spans, ensure_pad_token, pack_into_blocks, tokenize_chat
+from ftrecipes.causal_lm import (TOKEN_COLUMNS, assistant_spans, causal_lm_arguments, causal_lm_collator, ensure_pad_token,
+                                 evaluate_perplexity, pack_into_blocks, report_perplexity, tokenize_chat)
 from ftrecipes.models import build_tiny_model, resolve_model
+from ftrecipes.training import TrainConfig, make_trainer
 
 TWO_TURNS = [{"role": "user", "content": "Convert 3 hours to minutes."},
              {"role": "assistant", "content": "3 hours is 180 minutes."},
@@ -63,6 +71,101 @@ def test_missing_pad_token_is_filled_with_eos_and_said():
     assert tok.pad_token is None
     note = ensure_pad_token(tok)
     assert tok.pad_token == tok.eos_token and "no pad token" in note
+
+
+ANSWERS = ["Yes.", "Two hours are 120 minutes: sixty minutes each.", "No", "Paris is the capital of France, on the Seine.",
+           "Blue.", "A week has seven days, and a year has fifty-two weeks.", "Ok"]
+
+
+def _held_out_chats(tok):
+    "Seven one-turn chats whose answers hold from 3 to 19 label tokens."
+    rows = [tokenize_chat([{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": a}], tok, 128)
+            for i, a in enumerate(ANSWERS)]
+    return Dataset.from_list(rows).select_columns(list(TOKEN_COLUMNS))
+
+
+@torch.no_grad()
+def _nll_by_hand(model, ds):
+    "Summed NLL of the labelled next tokens / their number, one unpadded row at a time."
+    model.eval()
+    total = count = 0
+    for row in ds:
+        logits, targets = model(torch.tensor([row["input_ids"]])).logits[0, :-1], torch.tensor(row["labels"][1:])
+        total += torch.nn.functional.cross_entropy(logits, targets, ignore_index=-100, reduction="sum").item()
+        count += (targets != -100).sum().item()
+    return total / count
+
+
+def _recipe_trainer(model, tok, ds, out, eval_batch_size):
+    "The recipe's trainer: make_trainer with the causal-LM arguments and collator, perplexity reported every epoch."
+    cfg = TrainConfig(batch_size=2, eval_batch_size=eval_batch_size, epochs=1, greater_is_better=False,
+                      metric_for_best="perplexity")
+    return report_perplexity(make_trainer(model, cfg, out, ds, ds, processing_class=tok, data_collator=causal_lm_collator(tok),
+                                          **causal_lm_arguments(False)))
+
+
+def test_recipe_trainer_reports_token_weighted_perplexity_every_epoch_whatever_the_eval_batch_size(tmp_path):
+    "Per-epoch validation (trainer.evaluate) and evaluate_perplexity both give exp(summed NLL / tokens) at batch sizes 1, 3, 8."
+    path = build_tiny_model("llama")
+    tok = AutoTokenizer.from_pretrained(path)
+    ensure_pad_token(tok)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    ds = _held_out_chats(tok)
+    by_hand = _nll_by_hand(model, ds)
+    batch_means = set()
+    for bs in (1, 3, 8):
+        trainer = _recipe_trainer(model, tok, ds, tmp_path/str(bs), bs)
+        epoch = trainer.evaluate()
+        assert math.isclose(epoch["eval_nll"], by_hand, rel_tol=1e-5), (bs, epoch, by_hand)
+        assert math.isclose(epoch["eval_perplexity"], math.exp(by_hand), rel_tol=1e-4), (bs, epoch)
+        assert math.isclose(evaluate_perplexity(trainer, ds)["loss"], by_hand, rel_tol=1e-5), bs
+        batch_means.add(round(epoch["eval_loss"], 4))
+    assert len(batch_means) > 1, "the Trainer's own eval_loss should move with the batch size here, or the test proves nothing"
+
+
+def test_text_mode_perplexity_equals_the_trainer_loss_when_every_batch_is_full(tmp_path):
+    "Packed blocks of one length in full batches: the token-weighted NLL is the Trainer's eval_loss, as before."
+    path = build_tiny_model("llama")
+    tok = AutoTokenizer.from_pretrained(path)
+    ensure_pad_token(tok)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    stream = tok(" ".join(ANSWERS * 6), add_special_tokens=False)["input_ids"]
+    blocks = [stream[i:i + 16] for i in range(0, 8 * 16, 16)]
+    assert len(blocks) == 8 and all(len(b) == 16 for b in blocks)
+    epoch = _recipe_trainer(model, tok, Dataset.from_dict({"input_ids": blocks, "labels": blocks}), tmp_path, 4).evaluate()
+    assert math.isclose(epoch["eval_nll"], epoch["eval_loss"], rel_tol=1e-5), epoch
+
+
+DISTRIBUTED_PERPLEXITY = '''
+import json, sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+sys.path.insert(0, sys.argv[3])
+from test_text_generation import _held_out_chats, _recipe_trainer
+from ftrecipes.causal_lm import ensure_pad_token, evaluate_perplexity
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+ensure_pad_token(tok)
+ds = _held_out_chats(tok)
+trainer = _recipe_trainer(AutoModelForCausalLM.from_pretrained(sys.argv[1]), tok, ds, sys.argv[2], 3)
+scores, epoch = evaluate_perplexity(trainer, ds), trainer.evaluate()
+if trainer.args.process_index == 0: print(json.dumps(dict(scores, eval_nll=epoch["eval_nll"], processes=trainer.args.world_size)))
+'''
+
+
+def test_perplexity_under_torchrun_with_two_processes_is_the_single_process_one(tmp_path):
+    "Seven chats over two processes (the last batch evened out with a repeated chat): the sums are gathered, duplicates dropped."
+    path = build_tiny_model("llama")
+    tok = AutoTokenizer.from_pretrained(path)
+    ensure_pad_token(tok)
+    by_hand = _nll_by_hand(AutoModelForCausalLM.from_pretrained(path), _held_out_chats(tok))
+    script = tmp_path/"perplexity.py"
+    script.write_text(DISTRIBUTED_PERPLEXITY)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(path),
+           str(tmp_path/"out"), str(Path(__file__).parent)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads=1), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["processes"] == 2, out
+    assert math.isclose(out["loss"], by_hand, rel_tol=1e-5) and math.isclose(out["eval_nll"], by_hand, rel_tol=1e-5), (out, by_hand)
 
 
 def _ftr(cmd, *args):
