@@ -8,7 +8,6 @@ Docs: https://ftrecipes.github.io/ftrecipes/text_generation.html.md"""
 __all__ = ['PUBLISHED', 'TEXT_MODE', 'PUBLISHED_RESULT', 'MODES', 'mode_defaults', 'text_generation_presets']
 
 # %% ../nbs/15_text_generation.ipynb #4ad22dbe
-import math
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from .recipes import resolve_preset
 from .seq2seq import outputs_table
 from .causal_lm import (ensure_pad_token, ensure_chat_template, to_chats, tokenize_chats, report_chats, masked_view,
                                  check_texts, tokenize_and_pack, prompt_and_reference, stop_token_ids, load_causal_lm,
-                                 apply_lora, causal_lm_collator, causal_lm_arguments, training_precision,
+                                 apply_lora, causal_lm_collator, causal_lm_arguments, training_precision, report_perplexity,
                                  evaluate_perplexity, generation_settings, generate_texts, stream_reply, answer_scores,
                                  save_adapter, merged_model, TOKEN_COLUMNS, choose_separator)
 
@@ -39,7 +38,7 @@ PUBLISHED = dict(
     max_seq_length=1024, long_prompts="drop", finetuning="lora", lora_r=16, lora_alpha=32, lora_dropout=0.05,
     lora_target_modules="all-linear", gradient_checkpointing="auto", precision="auto", learning_rate=2e-4, batch_size=8,
     epochs=1, weight_decay=0.0, warmup=0.03, lr_scheduler="cosine", grad_accum=2, max_steps=-1,
-    early_stopping_patience=0, metric_for_best="loss", num_eval_prompts=8, max_new_tokens=256, temperature=0.2,
+    early_stopping_patience=0, metric_for_best="perplexity", num_eval_prompts=8, max_new_tokens=256, temperature=0.2,
     top_p=0.9, repetition_penalty=1.1, seed=42, output_dir="runs/text_generation", resume=False)
 
 # text mode's published setup: WikiText-2 (its rows are lines that keep their line breaks)
