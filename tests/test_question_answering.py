@@ -5,8 +5,9 @@ from datasets import Dataset, DatasetDict
 
 from ftrecipes.data import DataError, load_data
 from ftrecipes.models import build_tiny_model
-from ftrecipes.question_answering import (prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
-                                          squad_scores, normalize_answer)
+from ftrecipes.question_answering import (PUBLISHED, prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
+                                          squad_scores, normalize_answer, qa_splits)
+from ftrecipes.recipes import Params
 from transformers import AutoTokenizer
 
 
@@ -145,3 +146,41 @@ def test_duplicate_ids_are_refused():
 def test_bundled_sample_is_valid_squad_with_unanswerable_questions():
     out, unanswerable = prepare_qa_examples(load_data("sample:qa"), source="sample:qa")
     assert len(out["train"]) >= 200 and unanswerable
+
+
+def _squad_shaped(n_titles=30, contexts_per_title=3, questions_per_context=2):
+    "Data shaped like SQuAD v1.1: train and validation, several contexts per article (title), several questions per context."
+    def rows(split, n_titles):
+        cols = dict(id=[], title=[], context=[], question=[], answers=[])
+        for t in range(n_titles):
+            for c in range(contexts_per_title):
+                context = f"Paragraph {c} of article {t} ({split}): Ann met Bob in Paris."
+                for q in range(questions_per_context):
+                    cols["id"].append(f"{split}-{t}-{c}-{q}"); cols["title"].append(f"{split} article {t}")
+                    cols["context"].append(context); cols["question"].append(f"Who did Ann meet? ({q})")
+                    cols["answers"].append(dict(text=["Bob"], answer_start=[context.index("Bob")]))
+        return Dataset.from_dict(cols)
+    return DatasetDict(train=rows("train", n_titles), validation=rows("dev", 4))
+
+
+def test_squad_splits_score_the_official_validation_split_and_keep_articles_whole():
+    "On the published data the test split is SQuAD's own validation split, whole; selection is cut from train by article."
+    raw = _squad_shaped()
+    examples, _ = prepare_qa_examples(raw)
+    splits = qa_splits(examples, Params(PUBLISHED))
+    assert splits["test"]["id"] == raw["validation"]["id"], "test must be the official validation split, whole"
+    assert set(splits["validation"]["id"]) <= set(raw["train"]["id"]) and len(splits["validation"]), \
+        "the split that picks the epoch must be cut from train"
+    where = {}
+    for name, split in splits.items():
+        for title in split["title"]: where.setdefault(title, set()).add(name)
+    assert len(where) == 34 and all(len(s) == 1 for s in where.values()), \
+        {t: s for t, s in where.items() if len(s) > 1}
+
+
+def test_other_data_cuts_test_from_train_by_article_and_keeps_its_validation_split():
+    raw = _squad_shaped()
+    splits = qa_splits(prepare_qa_examples(raw)[0], Params({**PUBLISHED, "data": "my_squad_copy.json"}))
+    assert splits["validation"]["id"] == raw["validation"]["id"]
+    assert not set(splits["train"]["title"]) & set(splits["test"]["title"])
+
