@@ -21,9 +21,9 @@ from .models import resolve_model, load_tokenizer, load_model, describe_model
 from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import load_metric
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance
-from .recipes import resolve_preset
+from .recipes import resolve_preset, published_test_split
 from .seq2seq import (source_prefix, seq2seq_precision, tokenize_pairs, report_truncation, generation_config,
-                               make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving)
+                               make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving, references_note)
 
 # %% ../nbs/14_translation.ipynb #c8be4029
 PUBLISHED = dict(
@@ -35,7 +35,7 @@ PUBLISHED = dict(
     lr_scheduler="linear", grad_accum=1, early_stopping_patience=0, metric_for_best="bleu", precision="auto", seed=42,
     output_dir="runs/translation", resume=False)
 
-PUBLISHED_RESULT = dict(metric="bleu", value=28.1, split="WMT16 en-ro validation",
+PUBLISHED_RESULT = dict(metric="bleu", value=28.1, split="WMT16 en-ro validation (newsdev2016)", data_split="validation",
                         source="huggingface/notebooks examples/translation.ipynb (opus-mt-en-ro, 1 epoch)")
 
 def translation_presets(env) -> dict:
