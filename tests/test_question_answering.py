@@ -4,11 +4,13 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from ftrecipes.data import DataError, load_data
-from ftrecipes.models import build_tiny_model
+from ftrecipes.models import build_tiny_model, load_for_task
 from ftrecipes.question_answering import (PUBLISHED, prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
-                                          squad_scores, normalize_answer, qa_splits)
+                                          squad_scores, normalize_answer, qa_splits, tokenize_qa, evaluate_qa,
+                                          QADataCollator, QA_EXTRA_COLUMNS, ExtractiveQAPipeline)
 from ftrecipes.recipes import Params
-from transformers import AutoTokenizer
+from ftrecipes.training import TrainConfig, make_trainer
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +186,82 @@ def test_other_data_cuts_test_from_train_by_article_and_keeps_its_validation_spl
     assert splits["validation"]["id"] == raw["validation"]["id"]
     assert not set(splits["train"]["title"]) & set(splits["test"]["title"])
 
+
+def _xlnet_like(tokenizer):
+    "A copy of `tokenizer` that puts [CLS] last, as XLNet's does: question [SEP] context [SEP] [CLS]."
+    from tokenizers.processors import TemplateProcessing
+    tok = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    special = [(t, tok.convert_tokens_to_ids(t)) for t in ("[SEP]", "[CLS]")]
+    tok.backend_tokenizer.post_processor = TemplateProcessing(
+        single="$A [SEP] [CLS]", pair="$A [SEP] $B:1 [SEP]:1 [CLS]:1", special_tokens=special)
+    return tok
+
+
+def test_no_answer_is_labelled_and_scored_at_the_cls_token_wherever_it_is(tokenizer):
+    tok = _xlnet_like(tokenizer)
+    context = "The ferry leaves the harbour at noon every day."
+    feats = prepare_qa_features(_batch(context, "How much is a ticket?", ""), tok, max_length=64, doc_stride=16)
+    last = len(feats["input_ids"][0]) - 1
+    assert tok.convert_ids_to_tokens(feats["input_ids"][0][last]) == "[CLS]"
+    assert feats["start_positions"] == [last] and feats["end_positions"] == [last], "no answer is labelled at [CLS]"
+    start, end = np.full((1, last + 1), -5.0), np.full((1, last + 1), -5.0)
+    ctx = [k for k, o in enumerate(feats["offset_mapping"][0]) if o is not None]
+    start[0, ctx[0]] = end[0, ctx[1]] = 2.0        # the best span scores 4
+    start[0, last] = end[0, last] = 3.0            # no answer, at [CLS], scores 6; position 0 (the question) scores -10
+    pred = postprocess_qa_predictions([dict(id="q", context=context)], feats, start, end, null_threshold=0.0)[0]
+    assert pred["prediction_text"] == "" and pred["null_score"] == 6.0
+
+
+LONG = " ".join(f"Sentence {i} says little." for i in range(15))
+QA_EXAMPLES = [  # contexts of different lengths, some longer than one window: batches need padding
+    ("Who buried the treasure?", LONG + " The treasure was buried under the old oak by Captain Morgan."),
+    ("Where did Ann meet Bob?", "Ann met Bob in Paris."),
+    ("When did the bakery open?", "The bakery on Quill Street opened in 1987 and still sells rye bread every morning."),
+    ("Who runs the museum?", "Today the lighthouse houses a museum run by volunteers. " + LONG),
+    ("What colour is the door?", "The door is green."),
+]
+
+
+@pytest.fixture(scope="module")
+def fixed_qa_model():
+    import torch
+    torch.manual_seed(0)
+    model, tok = load_for_task("tiny:bert", AutoModelForQuestionAnswering)
+    return model.eval(), tok
+
+
+def _evaluate(model, tok, tmp_path):
+    "Answers of `model` through the recipe's path: windows, the Trainer with the recipe's collator, post-processing."
+    rows = dict(id=[f"q{i}" for i in range(len(QA_EXAMPLES))], question=[q for q, _ in QA_EXAMPLES],
+                context=[c for _, c in QA_EXAMPLES], answers=[dict(text=[], answer_start=[])] * len(QA_EXAMPLES))
+    examples = Dataset.from_dict(rows)
+    feats = tokenize_qa(DatasetDict(train=examples), tok, max_length=48, doc_stride=16)["train"]
+    assert len(set(map(len, feats["input_ids"]))) > 2, "windows of several lengths, so that batches are padded"
+    trainer = make_trainer(model, TrainConfig(batch_size=4, eval_batch_size=4, epochs=1), tmp_path,
+                           feats.remove_columns(QA_EXTRA_COLUMNS), feats.remove_columns(QA_EXTRA_COLUMNS),
+                           processing_class=tok, data_collator=QADataCollator(tok))
+    return feats, evaluate_qa(trainer, examples, feats)[1]
+
+
+def test_a_left_padding_tokenizer_gives_the_same_windows_and_answers(fixed_qa_model, tmp_path):
+    "The same weights answer the same through a tokenizer that pads on the left: windows, padding and logits line up."
+    model, right = fixed_qa_model
+    left = AutoTokenizer.from_pretrained(right.name_or_path, padding_side="left")
+    assert right.padding_side == "right" and left.padding_side == "left"
+    feats_r, preds_r = _evaluate(model, right, tmp_path/"right")
+    feats_l, preds_l = _evaluate(model, left, tmp_path/"left")
+    assert feats_l["input_ids"] == feats_r["input_ids"] and feats_l["offset_mapping"] == feats_r["offset_mapping"]
+    answers = lambda preds: [(p["prediction_text"], p["answer_start"]) for p in preds]
+    assert answers(preds_l) == answers(preds_r)
+    assert np.allclose([p["score"] for p in preds_l], [p["score"] for p in preds_r], atol=1e-4)
+
+
+def test_the_pipeline_answers_as_evaluate_qa_does_with_a_left_padding_tokenizer(fixed_qa_model, tmp_path):
+    model, right = fixed_qa_model
+    left = AutoTokenizer.from_pretrained(right.name_or_path, padding_side="left")
+    _, preds = _evaluate(model, left, tmp_path)
+    pipe = ExtractiveQAPipeline(model=model, tokenizer=left)
+    for (question, context), pred in zip(QA_EXAMPLES, preds):
+        out = pipe(question=question, context=context, max_length=48, doc_stride=16)
+        assert (out["answer"], out["start"]) == (pred["prediction_text"], pred["answer_start"]), (question, out, pred)
+        assert out["score"] == pytest.approx(pred["probability"], rel=1e-3)
