@@ -111,11 +111,17 @@ def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32
 
 # %% ../nbs/03_training.ipynb #71aa5eb3
 class InOrderEvaluation:
-    "Mixin for a `Trainer` class: evaluate in dataset order, whatever the training batches do (several processes keep the Trainer's own sampler)."
+    "Mixin for a `Trainer` class: evaluate in dataset order, each row once, in one process or several, whatever the training batches do."
     def _get_eval_sampler(self, eval_dataset):
         import torch
-        if eval_dataset is None or self.args.world_size > 1: return super()._get_eval_sampler(eval_dataset)
+        if eval_dataset is None: return super()._get_eval_sampler(eval_dataset)
         return torch.utils.data.SequentialSampler(eval_dataset)
+
+    def evaluation_loop(self, *args, **kwargs):
+        config = getattr(self.model, "generation_config", None)
+        per_row = getattr(self, "_gen_kwargs", {}).get("num_return_sequences") or getattr(config, "num_return_sequences", None) or 1
+        if per_row == 1: self.gather_function = self.accelerator.gather_for_metrics  # Seq2SeqTrainer set plain gather
+        return super().evaluation_loop(*args, **kwargs)
 
 class OrderedEvalTrainer(InOrderEvaluation, Trainer):
     "A `Trainer` that groups training batches by length when asked, but always evaluates in dataset order."
