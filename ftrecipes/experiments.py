@@ -16,18 +16,16 @@ from pathlib import Path
 # %% ../nbs/20_experiments.ipynb #9e2c705c
 from transformers import TrainerCallback
 from .recipes import run_recipe, recipe_parameters, check_params, RecipeError
-from .training import trainer_callbacks
+from .training import greater_is_better, trainer_callbacks
 
 # %% ../nbs/20_experiments.ipynb #5df3a1de
-HEADLINE = dict(sentiment=("accuracy", "maximize"), image_classification=("accuracy", "maximize"),
-                question_answering=("f1", "maximize"), ner=("f1", "maximize"), translation=("bleu", "maximize"),
-                summarization=("rougeL", "maximize"), text_generation=("perplexity", "minimize"))
+HEADLINE = dict(sentiment="accuracy", image_classification="accuracy", question_answering="f1", ner="f1",
+                translation="bleu", summarization="t5_rougeLsum", text_generation="perplexity")
 
 def headline(task: str, metric: str = None, direction: str = None) -> tuple:
-    "(metric, direction) for `task`: the recipe's headline unless given."
-    default = HEADLINE.get(task, ("loss", "minimize"))
-    metric = metric or default[0]
-    if direction is None: direction = default[1] if metric == default[0] else ("minimize" if "loss" in metric or "perplexity" in metric else "maximize")
+    "(metric, direction) for `task`: the recipe's headline unless given; the direction follows `greater_is_better`."
+    metric = metric or HEADLINE.get(task, "loss")
+    if direction is None: direction = "maximize" if greater_is_better(metric) else "minimize"
     if direction not in ("maximize", "minimize"): raise ValueError(f"direction={direction!r}: use 'maximize' or 'minimize'.")
     return metric, direction
 
