@@ -147,14 +147,19 @@ report(trainer, sampler=eval_sampler(trainer, windows), lengths=[len(x) for x in
 '''
 
 
+
+def _unsorted_lengths_with_an_uneven_last_round(run: dict) -> list:
+    "The evaluated rows' lengths, checked so that a length sort would reorder them and two processes end on an uneven round."
+    lengths, batch = run["lengths"], run["batch_size"]
+    assert lengths != sorted(lengths) and lengths != sorted(lengths, reverse=True)
+    assert len(lengths) % (2 * batch) not in (0, batch), (len(lengths), batch)
+    return lengths
+
 def test_question_answering_scores_the_same_windows_under_torchrun_with_two_cpu_processes(tmp_path):
     "Logits reach the post-processing in window order under two processes: the same scores as in one process."
     one, two = _run_in_one_and_two_processes(QA_ORDER_SCRIPT, tmp_path)
     assert (one["processes"], two["processes"]) == (1, 2)
-    lengths, batch = one["lengths"], one["batch_size"]
-    # a length sort would reorder these windows, and the last batch is not full on every process
-    assert lengths != sorted(lengths) and lengths != sorted(lengths, reverse=True)
-    assert len(lengths) % (2 * batch) not in (0, batch), (len(lengths), batch)
+    lengths = _unsorted_lengths_with_an_uneven_last_round(one)
     # labels and logits come back in window order, with no padding duplicates of the uneven last batch
     assert two["start_positions"] == two["expected_start_positions"] == one["start_positions"]
     assert len(two["start_logits"]) == len(lengths)
@@ -187,9 +192,7 @@ def test_seq2seq_predictions_line_up_with_their_sources_under_torchrun_with_two_
     "Generated texts come back in row order under two processes: row by row those of one process."
     one, two = _run_in_one_and_two_processes(SEQ2SEQ_ORDER_SCRIPT, tmp_path)
     assert (one["processes"], two["processes"]) == (1, 2)
-    lengths, batch = one["lengths"], one["batch_size"]
-    assert lengths != sorted(lengths) and lengths != sorted(lengths, reverse=True)
-    assert len(lengths) % (2 * batch) not in (0, batch), (len(lengths), batch)
+    lengths = _unsorted_lengths_with_an_uneven_last_round(one)
     assert len(set(one["texts"])) > len(lengths) // 2, "the texts differ from source to source, so an order shows"
     assert len(two["texts"]) == len(lengths), "each row once: no top-up rows of the uneven last round"
     assert two["texts"] == one["texts"]

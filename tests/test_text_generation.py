@@ -96,20 +96,24 @@ def _nll_by_hand(model, ds):
     return total / count
 
 
+def _tiny_llama():
+    "A tiny random Llama and its tokenizer, with a pad token."
+    path = build_tiny_model("llama")
+    tok = AutoTokenizer.from_pretrained(path)
+    ensure_pad_token(tok)
+    return AutoModelForCausalLM.from_pretrained(path), tok
+
+
 def _recipe_trainer(model, tok, ds, out, eval_batch_size):
     "The recipe's trainer: make_trainer with the causal-LM arguments and collator, perplexity reported every epoch."
-    cfg = TrainConfig(batch_size=2, eval_batch_size=eval_batch_size, epochs=1, greater_is_better=False,
-                      metric_for_best="perplexity")
+    cfg = TrainConfig(batch_size=2, eval_batch_size=eval_batch_size, epochs=1, metric_for_best="perplexity")
     return report_perplexity(make_trainer(model, cfg, out, ds, ds, processing_class=tok, data_collator=causal_lm_collator(tok),
                                           **causal_lm_arguments(False)))
 
 
 def test_recipe_trainer_reports_token_weighted_perplexity_every_epoch_whatever_the_eval_batch_size(tmp_path):
     "Per-epoch validation (trainer.evaluate) and evaluate_perplexity both give exp(summed NLL / tokens) at batch sizes 1, 3, 8."
-    path = build_tiny_model("llama")
-    tok = AutoTokenizer.from_pretrained(path)
-    ensure_pad_token(tok)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model, tok = _tiny_llama()
     ds = _held_out_chats(tok)
     by_hand = _nll_by_hand(model, ds)
     batch_means = set()
@@ -125,10 +129,7 @@ def test_recipe_trainer_reports_token_weighted_perplexity_every_epoch_whatever_t
 
 def test_text_mode_perplexity_equals_the_trainer_loss_when_every_batch_is_full(tmp_path):
     "Packed blocks of one length in full batches: the token-weighted NLL is the Trainer's eval_loss, as before."
-    path = build_tiny_model("llama")
-    tok = AutoTokenizer.from_pretrained(path)
-    ensure_pad_token(tok)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model, tok = _tiny_llama()
     stream = tok(" ".join(ANSWERS * 6), add_special_tokens=False)["input_ids"]
     blocks = [stream[i:i + 16] for i in range(0, 8 * 16, 16)]
     assert len(blocks) == 8 and all(len(b) == 16 for b in blocks)
