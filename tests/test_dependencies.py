@@ -6,10 +6,12 @@ import json
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 import time
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -158,6 +160,35 @@ FIRST = ["question_answering", "ner", "summarization", "translation", "moses"]
 SECOND = ["text_generation", "image_classification", "search", "gguf"]
 
 
+def layered_venv(path) -> tuple:
+    """A virtual environment at `path` that sees this interpreter's packages behind its own: (its python, its
+    site-packages). `venv --system-site-packages` would show the base interpreter's instead, which under a virtual
+    environment are not the ones pytest runs with (often none at all)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = str(path/"bin"/"python")
+    own = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    outer = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    # a .pth file's import line runs at start-up, after the venv's own site-packages is on sys.path: addsitedir
+    # appends each of ours behind it (and runs their .pth files: editable installs), so the venv's versions win
+    (Path(own)/"outer-environment.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in outer if os.path.isdir(d)) + "\n")
+    return python, own
+
+
+def test_the_throwaway_venv_sees_this_interpreters_packages_behind_its_own(tmp_path):
+    "The lower-bounds environment: the packages pytest runs with (a virtual environment's too), its own first."
+    python, own = layered_venv(tmp_path/"venv")
+    (Path(own)/"numpy-0.0.1.dist-info").mkdir()
+    (Path(own)/"numpy-0.0.1.dist-info"/"METADATA").write_text("Metadata-Version: 2.1\nName: numpy\nVersion: 0.0.1\n")
+    names = ("numpy", "transformers", "pytest", "pip")
+    seen = json.loads(subprocess.run([python, "-c", "import json, sys; from importlib import metadata as m; "
+                                      "print(json.dumps({n: next((d.version for d in m.distributions(name=n)), None) "
+                                      "for n in sys.argv[1:]}))", *names],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert seen == {"numpy": "0.0.1", **{n: metadata.version(n) for n in names[1:]}}
+
+
 def _fail_or_skip(reason):
     if os.environ.get("CI"): pytest.fail(f"{reason} (CI is set: the lower bounds must be tested there)")
     pytest.skip(reason)
@@ -172,10 +203,7 @@ def test_lower_bounds_pass_the_unit_tests_and_every_smoke_recipe(tmp_path):
     t0 = time.time()
     lowest = read_pins(ROOT/"constraints-lowest.txt")
     venv = tmp_path/"venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = str(venv/"bin"/"python")  # runs this interpreter's pip (seen through the system site-packages)
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    python, own_site = layered_venv(venv)  # its pip is this interpreter's
     install = [python, "-m", "pip", "install", "--no-compile", "--prefer-binary", "--disable-pip-version-check",
                "--retries", "2", "--timeout", "30"]
     # torch and torchvision first, with their own requirements: that build of torch loads CUDA libraries of its own
@@ -190,7 +218,7 @@ def test_lower_bounds_pass_the_unit_tests_and_every_smoke_recipe(tmp_path):
         _check(pip, f"pip install {what}")
     took = {"venv and pip install": time.time() - t0}
     # what the virtual environment overrides: its own packages beside the versions installed outside it
-    own = json.loads(subprocess.run([python, "-m", "pip", "list", "--path", site, "--format", "json"],
+    own = json.loads(subprocess.run([python, "-m", "pip", "list", "--path", own_site, "--format", "json"],
                                     capture_output=True, text=True, check=True).stdout)
     print(f"{'package':<34}{'lowest':<14}outside the venv")
     for p in own:
