@@ -317,12 +317,13 @@ def causal_lm_collator(tokenizer, device: str = "cpu"):
                                   pad_to_multiple_of=8 if device == "cuda" else None)
 
 def causal_lm_arguments(gradient_checkpointing: bool) -> dict:
-    "`TrainingArguments` for a causal LM: gradient checkpointing (non-reentrant) when asked."
+    "`TrainingArguments` for a causal LM: gradient checkpointing (non-reentrant) when asked; evaluation keeps no logits."
     from dataclasses import fields
     from transformers import TrainingArguments
     # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing (the old name goes in v6): use what exists
     name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(TrainingArguments)} else "gradient_checkpointing"
-    return {name: gradient_checkpointing, f"{name}_kwargs": {"use_reentrant": False} if gradient_checkpointing else None}
+    return {name: gradient_checkpointing, f"{name}_kwargs": {"use_reentrant": False} if gradient_checkpointing else None,
+            "prediction_loss_only": True}  # a split's full-vocabulary logits would not fit in memory; see report_perplexity
 
 # %% ../nbs/09_causal_lm.ipynb #88276dad
 def token_nll_sums(logits, labels) -> torch.Tensor:
@@ -344,6 +345,7 @@ def perplexity_metrics(eval_pred) -> dict:
 def report_perplexity(trainer):
     "Make `trainer`'s evaluations report the split's token-weighted `nll` and `perplexity`, the logits reduced batch by batch."
     trainer.preprocess_logits_for_metrics, trainer.compute_metrics = token_nll_sums, perplexity_metrics
+    trainer.args.prediction_loss_only = False  # the logits now shrink to two numbers a row as they come
     return trainer
 
 def evaluate_perplexity(trainer, dataset) -> dict:

@@ -333,10 +333,13 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
     "Return train/validation/test, cutting the missing ones from train (fractions of the whole)."
     if "train" not in dsd: raise DataError(f"No 'train' split; found {list(dsd)}. Name one split 'train'.")
     if test_from not in ("test", "validation"): raise ValueError(f"test_from={test_from!r}: use 'test' or 'validation'.")
-    if test_from == "validation" and "validation" in dsd:
+    if test_from == "validation":
+        if "validation" not in dsd:
+            raise DataError(f"test_from='validation', but the data has no 'validation' split (found {list(dsd)}).")
         if "test" in dsd: print(f"Note: the source's 'test' split ({len(dsd['test'])} rows) is set aside.")
-        print("test: the source's 'validation' split, as in the published result; validation: cut from train, so "
-              "that choosing the best epoch never sees the test split")
+        validation = min(validation, len(dsd["validation"]) / len(dsd["train"]))
+        print("test: the source's 'validation' split, as in the published result; validation: as many rows cut from "
+              "train, so that choosing the best epoch never sees the test split")
         dsd = DatasetDict(train=dsd["train"], test=dsd["validation"])
     train, out = dsd["train"], {}
     strat = stratify_by if stratify_by in train.column_names and isinstance(train.features[stratify_by], ClassLabel) else None

@@ -31,7 +31,7 @@ from .models import resolve_model, load_tokenizer, load_model, describe_model, b
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import load_metric, softmax, bootstrap_ci
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance, register_task_pipeline
-from .recipes import resolve_preset, published_test_split
+from .recipes import resolve_preset, published_test_split, test_split_note
 
 # %% ../nbs/11_question_answering.ipynb #d59c9dff
 PUBLISHED = dict(
@@ -90,7 +90,7 @@ def prepare_qa_examples(dsd: DatasetDict, id_column: str = "id", question_column
                                         f"(the context there reads {c[s:s + len(t)] if isinstance(s, int) else ''!r}): {hint}.")
             unanswerable += not texts
             rows["question"].append(q.lstrip()); rows["context"].append(c); rows["answers"].append(dict(text=texts, answer_start=starts))
-        if all("title" in d.column_names for d in dsd.values()): rows["title"] = [str(t) for t in ds["title"]]
+        if all("title" in d.column_names for d in dsd.values()): rows["title"] = [str(t) if t else c for t, c in zip(ds["title"], rows["context"])]  # untitled: its own group
         out[split] = Dataset.from_dict(rows)
     return DatasetDict(out), unanswerable > 0
 

@@ -23,7 +23,7 @@ from .metrics import (load_metric, classification_compute_metrics, evaluate_clas
                                majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors,
                                length_buckets, slice_report)
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance
-from .recipes import resolve_preset, published_test_split
+from .recipes import resolve_preset, published_test_split, test_split_note
 
 # %% ../nbs/10_sentiment.ipynb #e82b8cc9
 PUBLISHED = dict(

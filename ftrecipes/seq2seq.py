@@ -98,7 +98,8 @@ def report_truncation(counts: dict, max_source_length: int, max_target_length: i
 def generation_config(model, num_beams: int = 1, max_new_tokens: int = 64, length_penalty: float = 1.0,
                       no_repeat_ngram_size: int = 0) -> GenerationConfig:
     "A copy of the model's own generation config (its generation_config.json) with these search settings."
-    gen = copy.deepcopy(model.generation_config)
+    gen = (copy.deepcopy(model.generation_config) if getattr(model, "generation_config", None) is not None
+           else GenerationConfig.from_model_config(model.config))  # remote-code models may have none
     gen.update(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                no_repeat_ngram_size=no_repeat_ngram_size, max_length=None)
     if num_beams == 1: gen.length_penalty = 1.0  # only beam search uses it

@@ -13,7 +13,7 @@ def _rows(name, labels):
 
 def _sst2_shaped():
     "Train, a labelled validation split, and a test split whose labels are all -1, as GLUE ships SST-2."
-    return DatasetDict(train=_rows("train", [0, 1, 1] * 40), validation=_rows("dev", [1, 0, 0, 1, 1]),
+    return DatasetDict(train=_rows("train", [0, 1, 1] * 40), validation=_rows("dev", [1, 0, 0, 1, 1, 1]),
                        test=_rows("test", [-1] * 6))
 
 
@@ -22,21 +22,21 @@ def test_published_data_is_scored_on_the_published_split_and_selected_on_a_cut_o
     assert PUBLISHED_RESULT["data_split"] == "validation"
     splits, names = sentiment_splits(_sst2_shaped(), p)
     assert names == ["negative", "positive"]
-    assert splits["test"]["sentence"] == [f"dev {i}" for i in range(5)]  # the official validation rows, all of them
-    assert splits["test"]["label"] == [1, 0, 0, 1, 1]
+    assert splits["test"]["sentence"] == [f"dev {i}" for i in range(6)]  # the official validation rows, all of them
+    assert splits["test"]["label"] == [1, 0, 0, 1, 1, 1]
     val = splits["validation"]["sentence"]
     assert val and all(s.startswith("train ") for s in val), "selection split cut from train"
     assert not set(val) & set(splits["train"]["sentence"]), "cut from train, not shared with it"
-    assert len(splits["train"]) + len(val) == 120
+    assert len(splits["train"]) + len(val) == 120 and len(val) == 6, "as many selection rows as the published split has"
     assert splits["validation"]["label"].count(1) == 2 * splits["validation"]["label"].count(0), "stratified by class"
 
 
 def test_other_data_keeps_the_old_split_path():
     splits, _ = sentiment_splits(_sst2_shaped(), Params(PUBLISHED, data="my_sst2_copy.csv"))
-    assert splits["validation"]["sentence"] == [f"dev {i}" for i in range(5)]
+    assert splits["validation"]["sentence"] == [f"dev {i}" for i in range(6)]
     assert all(s.startswith("train ") for s in splits["test"]["sentence"])
 
 
 def test_max_train_samples_limits_train_only():
     splits, _ = sentiment_splits(_sst2_shaped(), Params(PUBLISHED, max_train_samples=30))
-    assert len(splits["train"]) == 30 and len(splits["test"]) == 5
+    assert len(splits["train"]) == 30 and len(splits["test"]) == 6

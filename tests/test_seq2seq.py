@@ -8,7 +8,6 @@ from transformers.trainer_utils import PredictionOutput
 
 from ftrecipes.metrics import load_metric
 from ftrecipes.models import build_tiny_model
-from ftrecipes.recipes import published_test_split
 from ftrecipes.seq2seq import (evaluate_seq2seq, generation_config, prepare_for_saving, seq2seq_compute_metrics,
                                split_sentences)
 
@@ -116,12 +115,3 @@ def test_evaluate_seq2seq_scores_a_long_reference_whole(long_reference):
     assert metrics["rouge1"] == pytest.approx(_scores(texts, [ref])["rouge1"])
     assert metrics["loss"] == 1.5
 
-
-def test_translation_scores_the_split_of_its_published_bleu():
-    "BLEU 28.1 is on WMT16's validation split (newsdev2016): on that data, it is the test split; elsewhere 'test'."
-    from ftrecipes import summarization, translation
-    assert published_test_split(dict(translation.PUBLISHED), translation.PUBLISHED, translation.PUBLISHED_RESULT) == "validation"
-    assert published_test_split(dict(translation.PUBLISHED, data="sample:translation"), translation.PUBLISHED,
-                                translation.PUBLISHED_RESULT) == "test"
-    assert published_test_split(dict(summarization.PUBLISHED), summarization.PUBLISHED,
-                                summarization.PUBLISHED_RESULT) == "test"
