@@ -1,6 +1,7 @@
 """Shared test setup: offline mode everywhere, paths to the notebooks and to the real data."""
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,17 @@ def subprocess_env(threads: int = 1) -> dict:
         env[var] = str(threads)
     env["PYTHONWARNINGS"] = "ignore"
     return env
+
+
+def tracked_copy(dest: Path) -> list:
+    "Copy the files git tracks into `dest` (a clean checkout, free of build leftovers); return their paths."
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    if not files: pytest.skip("not a git checkout")
+    for f in files:
+        if (ROOT/f).is_file():
+            (dest/f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT/f, dest/f)
+    return files
 
 
 def need_shared(*parts) -> Path:

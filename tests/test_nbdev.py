@@ -2,12 +2,11 @@
 and the papermill parameters survive nbdev-clean."""
 import ast
 import json
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import ROOT, NBS, subprocess_env
+from conftest import ROOT, NBS, subprocess_env, tracked_copy
 
 
 def test_nbdev_test_runs_inline_tests():
@@ -17,19 +16,9 @@ def test_nbdev_test_runs_inline_tests():
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
 
 
-def _tracked_copy(tmp_path):
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    if not files: pytest.skip("not a git checkout")
-    for f in files:
-        if (ROOT/f).is_file():
-            (tmp_path/f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT/f, tmp_path/f)
-    return files
-
-
 def test_export_and_clean_change_nothing(tmp_path):
     "nbdev-export and nbdev-clean on a copy of the tracked files reproduce them byte for byte."
-    files = _tracked_copy(tmp_path)
+    files = tracked_copy(tmp_path)
     for cmd in ("nbdev-export", "nbdev-clean"):
         proc = subprocess.run([cmd], cwd=tmp_path, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
