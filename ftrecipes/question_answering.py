@@ -26,12 +26,12 @@ from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 
 # %% ../nbs/11_question_answering.ipynb #c2198a2f
 from .environment import describe_environment, seed_everything, training_precision
-from .data import DataError, load_data, check_columns, make_splits, limit_rows
+from .data import DataError, load_data, check_columns
 from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import load_metric, softmax, bootstrap_ci
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance, register_task_pipeline
-from .recipes import resolve_preset, published_test_split, test_split_note
+from .recipes import resolve_preset, published_test_split, recipe_splits, test_split_note
 
 # %% ../nbs/11_question_answering.ipynb #d59c9dff
 PUBLISHED = dict(
@@ -98,9 +98,7 @@ def prepare_qa_examples(dsd: DatasetDict, id_column: str = "id", question_column
 def qa_splits(examples: DatasetDict, p) -> DatasetDict:
     "train/validation/test of checked `examples`; on the published data, test is the published split; cuts keep whole articles."
     group_by = "title" if "title" in examples["train"].column_names else "context"
-    splits = make_splits(examples, seed=p.split_seed, group_by=group_by,
-                         test_from=published_test_split(p, PUBLISHED, PUBLISHED_RESULT))
-    return limit_rows(splits, p.max_train_samples, p.max_eval_samples, p.split_seed)
+    return recipe_splits(examples, p, PUBLISHED, PUBLISHED_RESULT, group_by=group_by)
 
 # %% ../nbs/11_question_answering.ipynb #6bf5d6fe
 def _check_windows_cover_contexts(examples, window_example, offsets):

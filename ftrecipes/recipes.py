@@ -6,8 +6,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/recipes.html.md"""
 
 # %% auto #0
 __all__ = ['GIVEN', 'RECIPE_PATTERN', 'SUMMARY_KEYS', 'ENVIRONMENT_KEYS', 'Params', 'resolve_preset', 'uses_published_data',
-           'published_test_split', 'test_split_note', 'notebooks_dir', 'recipes', 'recipe_parameters', 'recipe_path',
-           'RecipeError', 'parse_param', 'check_params', 'execute_in_process', 'run_recipe', 'cli_args',
+           'published_test_split', 'test_split_note', 'recipe_splits', 'notebooks_dir', 'recipes', 'recipe_parameters',
+           'recipe_path', 'RecipeError', 'parse_param', 'check_params', 'execute_in_process', 'run_recipe', 'cli_args',
            'results_summary', 'headline_metrics', 'results_table']
 
 # %% ../nbs/06_recipes.ipynb #df1376eb
@@ -17,6 +17,8 @@ import os
 import re
 import sys
 from pathlib import Path
+
+from .data import make_splits, limit_rows
 
 # %% ../nbs/06_recipes.ipynb #02bfd4e5
 class Params(dict):
@@ -92,6 +94,12 @@ def test_split_note(p: dict, published: dict, published_result: dict) -> str:
     chosen = "a validation split cut from train, which never saw it" if published_test_split(
         p, published, published_result) == "validation" else "the source's validation split"
     return f"Test split here: {published_result['split']}, the published one; the best epoch was chosen on {chosen}."
+
+# %% ../nbs/06_recipes.ipynb #a9d41c62
+def recipe_splits(dsd, p: dict, published: dict, published_result: dict, **split_kwargs):
+    "A recipe's train/validation/test of `dsd` (`make_splits` with `split_kwargs`, then `limit_rows`); test is the published split on the published data."
+    splits = make_splits(dsd, seed=p["split_seed"], test_from=published_test_split(p, published, published_result), **split_kwargs)
+    return limit_rows(splits, p.get("max_train_samples"), p.get("max_eval_samples"), p["split_seed"])
 
 # %% ../nbs/06_recipes.ipynb #28776568
 RECIPE_PATTERN = re.compile(r"^1\d_(?P<task>[a-z0-9_]+)\.ipynb$")

@@ -16,14 +16,14 @@ from datasets import DatasetDict
 
 # %% ../nbs/10_sentiment.ipynb #22604141
 from .environment import describe_environment, seed_everything, training_precision
-from .data import load_data, check_columns, encode_labels, make_splits, show_examples, label_counts, limit_rows
+from .data import load_data, check_columns, encode_labels, show_examples, label_counts
 from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
                                majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors,
                                length_buckets, slice_report)
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance
-from .recipes import resolve_preset, published_test_split, test_split_note
+from .recipes import resolve_preset, published_test_split, recipe_splits, test_split_note
 
 # %% ../nbs/10_sentiment.ipynb #e82b8cc9
 PUBLISHED = dict(
@@ -50,9 +50,7 @@ def sentiment_presets(env) -> dict:
 def sentiment_splits(raw: DatasetDict, p) -> tuple:
     "(train/validation/test splits with class ids, class names); on the published data, test is the published split."
     raw, label_names = encode_labels(raw, p.label_column, p.label_names, p.label_threshold, p.data)
-    test_from = published_test_split(p, PUBLISHED, PUBLISHED_RESULT)
-    splits = make_splits(raw, seed=p.split_seed, stratify_by="label", test_from=test_from)
-    return limit_rows(splits, p.max_train_samples, seed=p.split_seed), label_names
+    return recipe_splits(raw, p, PUBLISHED, PUBLISHED_RESULT, stratify_by="label"), label_names
 
 # %% ../nbs/10_sentiment.ipynb #4c7b1ac6
 def tokenize_texts(splits: DatasetDict, tokenizer, text_column: str, max_length: int) -> tuple:

@@ -127,7 +127,8 @@ class InOrderEvaluation:
     def evaluation_loop(self, *args, **kwargs):
         config = getattr(self.model, "generation_config", None)
         per_row = getattr(self, "_gen_kwargs", {}).get("num_return_sequences") or getattr(config, "num_return_sequences", None) or 1
-        if per_row == 1: self.gather_function = self.accelerator.gather_for_metrics  # Seq2SeqTrainer set plain gather
+        if per_row == 1 and self.gather_function == self.accelerator.gather:  # as Seq2SeqTrainer sets it
+            self.gather_function = self.accelerator.gather_for_metrics
         return super().evaluation_loop(*args, **kwargs)
 
 class OrderedEvalTrainer(InOrderEvaluation, Trainer):

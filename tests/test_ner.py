@@ -1,14 +1,17 @@
 """Unit tests of the NER pieces: label alignment by name, entity extraction, metrics, input checks, CoNLL files."""
 import importlib.util
 
+import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from ftrecipes.data import DataError, load_data
 from ftrecipes.metrics import load_metric
 from ftrecipes.models import build_tiny_model
-from ftrecipes.ner import align_labels_with_tokens, encode_tags, entity_spans, lookup_baseline, order_tag_names
+from ftrecipes.ner import (align_labels_with_tokens, encode_tags, entity_spans, evaluate_ner, lookup_baseline,
+                           order_tag_names, tokenize_and_align)
 from transformers import AutoTokenizer
+from transformers.trainer_utils import PredictionOutput
 
 # B- and I- ids deliberately not adjacent: alignment must look tags up by name, not by id + 1
 NAMES = ["O", "B-PER", "B-LOC", "I-PER", "I-LOC", "B-MISC"]
@@ -104,8 +107,6 @@ class _SeesOnlyWhatFits:
     def __init__(self, n_tags): self.n_tags = n_tags
 
     def predict(self, ds):
-        import numpy as np
-        from transformers.trainer_utils import PredictionOutput
         width = max(len(ids) for ids in ds["input_ids"])
         labels = np.full((len(ds), width), -100)
         for i, row in enumerate(ds["labels"]): labels[i, :len(row)] = row
@@ -114,7 +115,6 @@ class _SeesOnlyWhatFits:
 
 
 def test_a_sentence_longer_than_max_length_is_scored_whole():
-    from ftrecipes.ner import evaluate_ner, tokenize_and_align
     names = ["O", "B-PER", "I-PER", "B-LOC"]
     words = ["Ann", "met", "Bob", "in", "Oslo", "and", "Ada", "Lee", "in", "Rome"]
     tags = [1, 0, 1, 0, 3, 0, 1, 2, 0, 3]

@@ -11,12 +11,12 @@ from ftrecipes.models import build_tiny_model
 from ftrecipes.seq2seq import (evaluate_seq2seq, generation_config, prepare_for_saving, seq2seq_compute_metrics,
                                split_sentences)
 
-ISSUE_EXAMPLE = "The U.S. Army said Mr. Smith left at 5 p.m. on Friday. He returned."
+ABBREVIATIONS = "The U.S. Army said Mr. Smith left at 5 p.m. on Friday. He returned."
 
 
 def test_abbreviations_do_not_end_sentences():
     "'U.S.', 'Mr.' and 'p.m.' end no sentence: two sentences, as nltk.sent_tokenize splits them (a regex made five)."
-    assert split_sentences(ISSUE_EXAMPLE).split("\n") == [
+    assert split_sentences(ABBREVIATIONS).split("\n") == [
         "The U.S. Army said Mr. Smith left at 5 p.m. on Friday.", "He returned."]
 
 
@@ -32,7 +32,7 @@ def test_the_shipped_punkt_parameters_reproduce_nltks_documented_example():
 def test_lead_3_takes_whole_sentences():
     "The lead-3 baseline keeps 'U.S.' and 'Mr.' inside their sentence."
     from ftrecipes.summarization import lead_sentences
-    assert lead_sentences(ISSUE_EXAMPLE + " Nobody saw him. He slept.", 3) == ISSUE_EXAMPLE + " Nobody saw him."
+    assert lead_sentences(ABBREVIATIONS + " Nobody saw him. He slept.", 3) == ABBREVIATIONS + " Nobody saw him."
 
 
 def test_t5_variant_is_unstemmed_and_puts_sentences_on_lines_at_space_period_space():
