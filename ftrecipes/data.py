@@ -6,10 +6,12 @@ Docs: https://ftrecipes.github.io/ftrecipes/data.html.md"""
 
 # %% auto #0
 __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'TEXT_SUFFIXES', 'DataError', 'bundled_samples', 'sample_path',
-           'source_kind', 'conll_columns', 'diagnose_file', 'load_data', 'check_not_empty', 'suggest_column',
-           'check_columns', 'encode_labels', 'make_splits', 'limit_rows', 'show_examples', 'label_counts']
+           'source_kind', 'conll_columns', 'check_csv_rows', 'diagnose_file', 'load_data', 'check_not_empty',
+           'suggest_column', 'check_columns', 'drop_empty_texts', 'tidy_label_names', 'encode_labels', 'check_classes',
+           'make_splits', 'limit_rows', 'check_class_coverage', 'show_examples', 'label_counts']
 
 # %% ../nbs/01_data.ipynb #e8731bfe
+import csv
 import json
 import os
 import random
@@ -121,15 +123,34 @@ def _folder_data_files(folder: Path) -> tuple:
         splits.setdefault(split, []).append(str(p))
     return builder, kw, splits
 
+# %% ../nbs/01_data.ipynb #f5b9c6fe
+def check_csv_rows(path, delimiter: str = ","):
+    "Fail on a csv/tsv row with more or fewer fields than the header, or a quote never closed, naming its line."
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader, start, header = csv.reader(f, delimiter=delimiter, strict=True), 1, None
+        try:
+            for row in reader:
+                if header is None: header = row
+                elif row and len(row) != len(header):
+                    sep = "tab" if delimiter == "\t" else repr(delimiter)
+                    raise DataError(f"{path}, line {start}: {len(row)} fields, but the header has {len(header)} "
+                                    f"({', '.join(header)}). Put text that holds a {sep} in double quotes, or fix the row.")
+                start = reader.line_num + 1
+        except csv.Error as e:
+            raise DataError(f"{path}, line {start}: the row starting here does not parse ({e}); most often a quote "
+                            'is opened and never closed. Close it, and write a quote inside quoted text as "".') from None
+
 # %% ../nbs/01_data.ipynb #362fd1f3
 TEXT_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".txt", ".conll")
 
 def _check_file(path: Path):
-    "Fail on an empty file, or a csv/tsv with a header and no rows, before `datasets` sees it (cheap: reads 3 lines)."
+    "Fail on an empty file, or a csv/tsv with a header and no rows or with a row that does not parse, before `datasets` sees it."
     if path.stat().st_size == 0: raise DataError(f"{path}: the file is empty. Give a file with a header row and data.")
     if path.suffix.lower() in (".csv", ".tsv"):
         with open(path, "rb") as f: lines = [l for _, l in zip(range(3), (l for l in f if l.strip()))]
         if len(lines) < 2: raise DataError(f"{path}: has a header row but no data rows. Add examples.")
+        check_csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else ",")
 
 def diagnose_file(path: Path):
     "Raise a `DataError` naming the line and column of text that is not UTF-8, or of a JSON line that does not parse; `datasets` says only that generating the dataset failed. Run after a failed load, so good files are read once."
@@ -230,9 +251,46 @@ def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
                     f"Add the column, or pass its name with -p {param}=NAME.")
             raise DataError(f"{source}, split {split!r}: no column {what}. Columns found: {ds.column_names}. {hint}")
 
-# %% ../nbs/01_data.ipynb #7cd575dc
+# %% ../nbs/01_data.ipynb #7f55bf41
+def drop_empty_texts(dsd: DatasetDict, column: str, source: str = "the data") -> DatasetDict:
+    "`dsd` without the rows whose `column` is missing or only spaces, with a note naming them; fail when no text is left."
+    out = {}
+    for split, ds in dsd.items():
+        empty = [i for i, t in enumerate(ds[column]) if t is None or (isinstance(t, str) and not t.strip())]
+        if len(empty) == len(ds):
+            raise DataError(f"{source}, split {split!r}: every text in {column!r} is empty. Check text_column, or the file.")
+        if empty:
+            rows = ", ".join(str(i + 1) for i in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+            print(f"Note: dropped {len(empty)} of {len(ds)} rows of split {split!r} with no text in {column!r} (rows {rows}).")
+            gone = set(empty)
+            ds = ds.select([i for i in range(len(ds)) if i not in gone])
+        out[split] = ds
+    return DatasetDict(out)
+
+# %% ../nbs/01_data.ipynb #1795e4df
 def _row_hint(split, i): return f"split {split!r}, row {i + 1}"
 
+def tidy_label_names(dsd: DatasetDict, column: str, source: str = "the data") -> DatasetDict:
+    "`dsd` with spaces around string labels removed (with a note); fail on labels that differ only in case."
+    first, stripped = {}, Counter()
+    for split, ds in dsd.items():
+        for i, v in enumerate(ds[column]):
+            if not isinstance(v, str): continue
+            if v != v.strip(): stripped[(v, v.strip())] += 1
+            first.setdefault(v.strip(), (split, i))
+    by_case = {}
+    for name, where in first.items(): by_case.setdefault(name.casefold(), []).append((name, where))
+    for variants in by_case.values():
+        if len(variants) > 1:
+            (a, wa), (b, wb) = variants[:2]
+            raise DataError(f"{source}: labels {a!r} ({_row_hint(*wa)}) and {b!r} ({_row_hint(*wb)}) in {column!r} "
+                            "differ only in case, so they would be two classes. Write each class the same way in every row.")
+    if not stripped: return dsd
+    print(f"Note: removed the spaces around {sum(stripped.values())} labels in {column!r}: "
+          + ", ".join(f"{a!r} -> {b!r} ({n} rows)" for (a, b), n in stripped.items()))
+    return dsd.map(lambda b: {column: [v.strip() if isinstance(v, str) else v for v in b[column]]}, batched=True)
+
+# %% ../nbs/01_data.ipynb #7cd575dc
 def _label_kind(v) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool): return "number"
     return "number" if re.fullmatch(r"-?\d+", str(v).strip()) else "name"
@@ -261,6 +319,7 @@ def encode_labels(dsd: DatasetDict,
     hidden = [s for s, d in dsd.items() if isinstance(feat, ClassLabel) and len(d) and all(v == -1 for v in d[column])]
     for s in hidden: print(f"Note: the {s!r} split has no labels (all -1); it is dropped.")
     dsd = DatasetDict({s: d for s, d in dsd.items() if s not in hidden})
+    if threshold is None and not isinstance(feat, ClassLabel): dsd = tidy_label_names(dsd, column, source)
     if threshold is not None:
         names = list(label_names or ["negative", "positive"])
         if len(names) != 2: raise DataError(f"label_threshold makes two classes, but label_names has {len(names)}: {names}.")
@@ -282,7 +341,7 @@ def encode_labels(dsd: DatasetDict,
         index = {n: i for i, n in enumerate(names)}
         is_classlabel = isinstance(feat, ClassLabel)
         def to_id(v, split, i):
-            if v is None: raise DataError(f"{source}, {_row_hint(split, i)}: the label in {column!r} is missing. Fill it in or drop the row.")
+            if v is None or v == "": raise DataError(f"{source}, {_row_hint(split, i)}: the label in {column!r} is missing. Fill it in or drop the row.")
             if isinstance(v, float) and not v.is_integer():
                 raise DataError(f"{source}, {_row_hint(split, i)}: label {v!r} in {column!r} is a fraction, not a class. "
                                 "Pass label_threshold to turn scores into classes.")
@@ -299,6 +358,24 @@ def encode_labels(dsd: DatasetDict,
         ds = ds.remove_columns([c for c in dict.fromkeys((column, "label")) if c in ds.column_names])
         out[split] = ds.add_column("label", ids).cast_column("label", ClassLabel(names=names))
     return DatasetDict(out), names
+
+# %% ../nbs/01_data.ipynb #267dafe6
+def check_classes(dsd: DatasetDict, label_names: list, source: str = "the data"):
+    "Fail on fewer than two classes with rows, or a class with too few rows to reach train, validation and test."
+    rows = {}
+    for split, ds in dsd.items():
+        for i, y in enumerate(ds["label"]): rows.setdefault(y, []).append((split, i))
+    present = [label_names[y] for y in sorted(rows)]
+    if len(present) < 2:
+        raise DataError(f"{source}: every row has the class {present[0] if present else None!r}; a classifier "
+                        "needs examples of at least two classes (it would score a meaningless 1.0). Add the other "
+                        "classes, or check label_column.")
+    for y, where in sorted(rows.items()):
+        if len(where) < 3:
+            raise DataError(f"{source}: class {label_names[y]!r} has only {len(where)} row{'s' * (len(where) > 1)} "
+                            f"({'; '.join(_row_hint(*w) for w in where)}), too few to learn it and to score it (train, "
+                            "validation and test need a row each). Add examples of it, or remove its rows.")
+
 
 # %% ../nbs/01_data.ipynb #f00d17a8
 def _split_off_groups(ds, fraction, seed, group_by):
@@ -344,12 +421,17 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
     train, out = dsd["train"], {}
     strat = stratify_by if stratify_by in train.column_names and isinstance(train.features[stratify_by], ClassLabel) else None
     need = [s for s in ("validation", "test") if s not in dsd]
+    cut = {"validation": validation, "test": test}
+    if len(train) * sum(cut[s] for s in need) < len(need) or len(train) - len(need) < 2:
+        raise DataError(f"The 'train' split has {len(train)} rows: too few to cut "
+                        + " and ".join(f"a {s} split ({cut[s]:.0%})" for s in need)
+                        + " from it and still train. Add rows, or give the other splits as their own files.")
     if need == ["validation", "test"]:
         first = _split_off(train, validation + test, seed, strat, group_by, contiguous)
         second = _split_off(first["test"], test / (validation + test), seed, strat, group_by, contiguous)
         out = dict(train=first["train"], validation=second["train"], test=second["test"])
     elif need:
-        part = _split_off(train, validation if need == ["validation"] else test, seed, strat, group_by, contiguous)
+        part = _split_off(train, cut[need[0]], seed, strat, group_by, contiguous)
         out = {"train": part["train"], need[0]: part["test"]}
         out.update({k: v for k, v in dsd.items() if k not in out})
     else:
@@ -361,10 +443,27 @@ def make_splits(dsd: DatasetDict, validation: float = 0.1, test: float = 0.1, se
 # %% ../nbs/01_data.ipynb #1246c9fb
 def limit_rows(splits: DatasetDict, max_train: int = None, max_eval: int = None, seed: int = 0) -> DatasetDict:
     "`splits` with at most `max_train` random training rows and `max_eval` random validation/test rows (None: all)."
+    for param, cap in (("max_train", max_train), ("max_eval", max_eval)):
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"{param}={cap!r}: give a positive number of rows, or None for all of them.")
     out = dict(splits)
     for name, cap in (("train", max_train), ("validation", max_eval), ("test", max_eval)):
         if cap and name in out and len(out[name]) > cap: out[name] = out[name].shuffle(seed=seed).select(range(cap))
     return DatasetDict(out)
+
+# %% ../nbs/01_data.ipynb #40ef174a
+def check_class_coverage(splits: DatasetDict, label_names: list, source: str = "the data"):
+    "Fail on a class with evaluation rows but no training rows; note a class that validation or test lacks."
+    counts = {s: Counter(d["label"]) for s, d in splits.items()}
+    for y, name in enumerate(label_names):
+        seen = {s: c[y] for s, c in counts.items() if c[y]}
+        if seen and not counts.get("train", {}).get(y):
+            raise DataError(f"{source}: class {name!r} has no training rows ({', '.join(f'{s} {n}' for s, n in seen.items())}), "
+                            "so the model could never predict it. Add training examples of it (or raise "
+                            "max_train_samples), or remove its rows from the other splits.")
+    for s in ("validation", "test"):
+        lacking = [n for y, n in enumerate(label_names) if s in counts and not counts[s][y]]
+        if lacking: print(f"Note: the {s!r} split has no rows of {lacking}; its scores say nothing about them.")
 
 # %% ../nbs/01_data.ipynb #a6d3edfc
 def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = None):

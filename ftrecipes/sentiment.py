@@ -16,7 +16,8 @@ from datasets import DatasetDict
 
 # %% ../nbs/10_sentiment.ipynb #22604141
 from .environment import describe_environment, seed_everything, training_precision
-from .data import load_data, check_columns, encode_labels, show_examples, label_counts
+from .data import (load_data, check_columns, drop_empty_texts, encode_labels, check_classes, check_class_coverage,
+                            show_examples, label_counts)
 from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
@@ -48,9 +49,13 @@ def sentiment_presets(env) -> dict:
 
 # %% ../nbs/10_sentiment.ipynb #5d2c7e91
 def sentiment_splits(raw: DatasetDict, p) -> tuple:
-    "(train/validation/test splits with class ids, class names); on the published data, test is the published split."
+    "(train/validation/test splits with class ids, class names), rows without text dropped; on the published data, test is the published split."
+    raw = drop_empty_texts(raw, p.text_column, p.data)
     raw, label_names = encode_labels(raw, p.label_column, p.label_names, p.label_threshold, p.data)
-    return recipe_splits(raw, p, PUBLISHED, PUBLISHED_RESULT, stratify_by="label"), label_names
+    check_classes(raw, label_names, p.data)
+    splits = recipe_splits(raw, p, PUBLISHED, PUBLISHED_RESULT, stratify_by="label")
+    check_class_coverage(splits, label_names, p.data)
+    return splits, label_names
 
 # %% ../nbs/10_sentiment.ipynb #4c7b1ac6
 def tokenize_texts(splits: DatasetDict, tokenizer, text_column: str, max_length: int) -> tuple:

@@ -40,3 +40,17 @@ def test_other_data_keeps_the_old_split_path():
 def test_max_train_samples_limits_train_only():
     splits, _ = sentiment_splits(_sst2_shaped(), Params(PUBLISHED, max_train_samples=30))
     assert len(splits["train"]) == 30 and len(splits["test"]) == 6
+
+
+def test_rows_without_text_are_dropped_and_spaces_around_labels_removed_with_notes(capsys):
+    "A file from a spreadsheet: two empty texts (one only spaces) and two labels with a stray space."
+    from pathlib import Path
+    from ftrecipes.data import load_data
+    data = str(Path(__file__).parent/"bad_inputs"/"sentiment"/"empty_texts_and_spaced_labels.csv")
+    splits, names = sentiment_splits(load_data(data), Params(PUBLISHED, data=data, text_column="text", label_column="label"))
+    assert names == ["negative", "positive"], "'positive ' and ' positive' are the class 'positive', not new classes"
+    texts = [t for s in splits.values() for t in s["text"]]
+    assert len(texts) == 38 and all(t and t.strip() for t in texts), "the two rows without text are gone"
+    out = capsys.readouterr().out
+    assert "dropped 2 of 40 rows of split 'train' with no text in 'text' (rows 4, 21)" in out
+    assert "removed the spaces around 2 labels in 'label'" in out
