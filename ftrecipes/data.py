@@ -131,7 +131,12 @@ def check_csv_rows(path, delimiter: str = ","):
         reader, start, header = csv.reader(f, delimiter=delimiter, strict=True), 1, None
         try:
             for row in reader:
-                if header is None: header = row
+                if header is None:
+                    header, other = row, next((s for s in ";\t|," if s != delimiter and len(row) == 1 and s in row[0]), None)
+                    if other:
+                        raise DataError(f"{path}, line 1: the header {row[0]!r} is one column: the file looks separated by "
+                                        f"{'tabs' if other == chr(9) else repr(other)}, not {'tabs' if delimiter == chr(9) else repr(delimiter)}. "
+                                        + ("Name it .tsv." if other == "\t" else "Save it with commas (or as .tsv with tabs)."))
                 elif row and len(row) != len(header):
                     sep = "tab" if delimiter == "\t" else repr(delimiter)
                     raise DataError(f"{path}, line {start}: {len(row)} fields, but the header has {len(header)} "
