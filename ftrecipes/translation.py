@@ -22,7 +22,7 @@ from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_c
 from .metrics import load_metric
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance
 from .recipes import resolve_preset, recipe_splits, test_split_note
-from .seq2seq import (source_prefix, seq2seq_precision, tokenize_pairs, report_truncation, generation_config,
+from .seq2seq import (texts, source_prefix, seq2seq_precision, tokenize_pairs, report_truncation, generation_config,
                                make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving, references_note)
 
 # %% ../nbs/14_translation.ipynb #c8be4029
@@ -49,9 +49,17 @@ def translation_presets(env) -> dict:
     return dict(laptop=laptop, smoke=smoke)
 
 # %% ../nbs/14_translation.ipynb #95e68b76
+def _did_you_mean(code: str, found) -> str:
+    same = [k for k in found if isinstance(k, str) and k.casefold() == code.casefold()]
+    return f" Did you mean {same[0]!r}? Language codes must match the data's exactly." if same else ""
+
 def translation_pairs(dsd: DatasetDict, source_lang: str, target_lang: str, translation_column: str = "translation",
                       source: str = "the data") -> DatasetDict:
     "Splits with `source` and `target` text columns, from a column of {code: text} dicts or from one column per language."
+    if str(source_lang).casefold() == str(target_lang).casefold():
+        raise ValueError(f"source_lang={source_lang!r} and target_lang={target_lang!r} name the same language: the model "
+                         "would learn to copy its input, which scores BLEU 100 without translating anything. Pass the "
+                         "code of the language to translate into as target_lang.")
     out = {}
     for split, ds in dsd.items():
         if translation_column and translation_column in ds.column_names:
@@ -61,18 +69,17 @@ def translation_pairs(dsd: DatasetDict, source_lang: str, target_lang: str, tran
                 if missing:
                     raise DataError(f"{source}, split {split!r}, row {i + 1}: no {missing[0]!r} text in {translation_column!r} "
                                     f"(keys: {sorted(pair) if isinstance(pair, dict) else type(pair).__name__}). Check "
-                                    "source_lang and target_lang.")
+                                    f"source_lang and target_lang.{_did_you_mean(missing[0], pair if isinstance(pair, dict) else [])}")
                 src.append(pair[source_lang]); tgt.append(pair[target_lang])
         else:
             absent = [l for l in (source_lang, target_lang) if l not in ds.column_names]
             if absent:
                 raise DataError(f"{source}, split {split!r}: no column {translation_column!r} of language pairs and no "
                                 f"column {absent[0]!r}. Columns found: {ds.column_names}. Name the columns after the "
-                                "language codes, or pass translation_column, source_lang and target_lang.")
+                                "language codes, or pass translation_column, source_lang and target_lang."
+                                + _did_you_mean(absent[0], ds.column_names))
             src, tgt = list(ds[source_lang]), list(ds[target_lang])
-        for i, (a, b) in enumerate(zip(src, tgt)):
-            for lang, text in ((source_lang, a), (target_lang, b)):
-                if not isinstance(text, str) or not text.strip():
-                    raise DataError(f"{source}, split {split!r}, row {i + 1}: the {lang!r} text is empty. Fill it in or drop the row.")
-        out[split] = Dataset.from_dict({"source": src, "target": tgt})
+        where = lambda i: f"{source}, split {split!r}, row {i + 1}"
+        out[split] = Dataset.from_dict({"source": texts(src, f"{source_lang!r} text", where),
+                                        "target": texts(tgt, f"{target_lang!r} text", where)})
     return DatasetDict(out)

@@ -92,6 +92,20 @@ CASES = {
                                         "row 13: no 'es' text in 'translation' (keys: ['en', 'fr'])"),
     "a target language the data lacks": C("translation", "translation/empty_target.tsv",
                                           "no column 'translation' of language pairs and no column 'de'", target_lang="de"),
+    "a missing summary": C("summarization", "summarization/missing_summary.csv", "row 9: the 'summary' text is missing (an empty cell, or null)"),
+    "a summary given as a list of sentences": C("summarization", "summarization/summary_as_list.jsonl", "row 12: the 'summary' text is a list"),
+    "a document as its own summary": C("summarization", "sample:summarization", "source_column and target_column are both 'document'",
+                                       target_column="document"),
+    "a language translated into itself": C("translation", "sample:translation", "source_lang='en' and target_lang='en' name the same language",
+                                           target_lang="en"),
+    "one language in two cases": C("translation", "sample:translation", "source_lang='en' and target_lang='EN' name the same language",
+                                   target_lang="EN"),
+    "a language code in the wrong case": C("translation", "sample:translation", "no column 'EN'. Columns found: ['id', 'en', 'es']. "
+                                           "Name the columns after the language codes, or pass translation_column, source_lang and "
+                                           "target_lang. Did you mean 'en'?", source_lang="EN"),
+    "a source language the data lacks": C("translation", "sample:translation", "no column 'translation' of language pairs and no column 'de'",
+                                          source_lang="de"),
+    "a null translation": C("translation", "translation/null_target.jsonl", "row 7: the 'es' text is missing (an empty cell, or null)"),
     # --- text generation ---
     "a chat without an assistant turn": C("text_generation", "text_generation/no_assistant_turn.jsonl",
                                           "split 'train', row 2: this chat has no assistant turn"),

@@ -1,15 +1,22 @@
 """Summarization and translation: sentences as nltk splits them, ROUGE as the published numbers computed it, the
 checkpoint's generation settings kept, every row of a comparison scored against whole references, and the
-translation recipe scoring the split its published BLEU is on."""
+translation recipe scoring the split its published BLEU is on; and the text pairs checked before any of it (missing,
+empty, numbers, a language into itself)."""
+import json
+import re
+
 import numpy as np
 import pytest
+from datasets import Dataset, DatasetDict
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig
 from transformers.trainer_utils import PredictionOutput
 
+from ftrecipes.data import DataError, load_data
 from ftrecipes.metrics import load_metric
 from ftrecipes.models import build_tiny_model
-from ftrecipes.seq2seq import (evaluate_seq2seq, generation_config, prepare_for_saving, seq2seq_compute_metrics,
+from ftrecipes.seq2seq import (check_pairs, evaluate_seq2seq, generation_config, prepare_for_saving, seq2seq_compute_metrics,
                                split_sentences)
+from ftrecipes.translation import translation_pairs
 
 ABBREVIATIONS = "The U.S. Army said Mr. Smith left at 5 p.m. on Friday. He returned."
 
@@ -115,3 +122,62 @@ def test_evaluate_seq2seq_scores_a_long_reference_whole(long_reference):
     assert metrics["rouge1"] == pytest.approx(_scores(texts, [ref])["rouge1"])
     assert metrics["loss"] == 1.5
 
+
+
+def _write_jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    return str(path)
+
+
+def test_a_number_is_a_summary_not_an_empty_one(tmp_path, capsys):
+    "JSON and CSV readers hand '12345' over as a number; it is used as its text, with a note, never called empty."
+    doc = "Sales rose to 12345 units in May."
+    path = _write_jsonl(tmp_path/"s.jsonl", [{"document": doc, "summary": "Sales rose."}, {"document": doc, "summary": 12345}])
+    pairs = check_pairs(load_data(path), "document", "summary", "s.jsonl")
+    assert pairs["train"]["summary"] == ["Sales rose.", "12345"]
+    assert "1 of 2 'summary' texts are numbers" in capsys.readouterr().out
+    csv = tmp_path/"n.csv"
+    csv.write_text(f"document,summary\n{doc},12345\n{doc},678\n")  # every summary a number: an int64 column
+    assert check_pairs(load_data(str(csv)), "document", "summary")["train"]["summary"] == ["12345", "678"]
+
+
+@pytest.mark.parametrize("value,message", [
+    (None, "row 2: the 'summary' text is missing (an empty cell, or null)"),
+    ("", "row 2: the 'summary' text is empty ('')"),
+    ("  ", "row 2: the 'summary' text is empty (only whitespace, '  ')"),
+    (["Sales rose.", "Costs fell."], "row 2: the 'summary' text is a list (['Sales rose.', 'Costs fell.']), not a text"),
+])
+def test_missing_empty_blank_and_non_text_summaries_each_get_their_message(tmp_path, value, message):
+    path = _write_jsonl(tmp_path/"s.jsonl", [{"document": "A.", "summary": "B."}, {"document": "A.", "summary": value}])
+    with pytest.raises(DataError, match=re.escape(f"s.jsonl, split 'train', {message}")):
+        check_pairs(load_data(path), "document", "summary", "s.jsonl")
+
+
+def test_summarizing_a_column_into_itself_is_refused():
+    with pytest.raises(ValueError, match="both 'document'"):
+        check_pairs(load_data("sample:summarization"), "document", "document")
+
+
+@pytest.mark.parametrize("source_lang,target_lang", [("en", "en"), ("en", "EN"), ("Es", "es")])
+def test_translating_a_language_into_itself_is_refused(source_lang, target_lang):
+    "Copying the source scores BLEU 100: a run from a language into itself measures nothing."
+    with pytest.raises(ValueError, match=re.escape(f"source_lang={source_lang!r} and target_lang={target_lang!r} name the same language")):
+        translation_pairs(load_data("sample:translation"), source_lang, target_lang)
+
+
+def test_a_language_code_the_data_lacks_names_the_side_and_suggests_the_case():
+    data = load_data("sample:translation")
+    with pytest.raises(DataError, match="no column 'de'"): translation_pairs(data, "de", "es")
+    with pytest.raises(DataError, match="no column 'EN'.*Did you mean 'en'"): translation_pairs(data, "EN", "es")
+    wmt = DatasetDict(train=Dataset.from_dict({"translation": [{"en": "Hi.", "es": "Hola."}]}))
+    with pytest.raises(DataError, match=r"row 1: no 'ES' text in 'translation' \(keys: \['en', 'es'\]\).*Did you mean 'es'"):
+        translation_pairs(wmt, "en", "ES")
+
+
+def test_numbers_are_translations_too(tmp_path, capsys):
+    path = _write_jsonl(tmp_path/"t.jsonl", [{"en": "Room twelve.", "es": "Habitación doce."}, {"en": "2024", "es": 2024}])
+    pairs = translation_pairs(load_data(path), "en", "es", source="t.jsonl")
+    assert pairs["train"]["target"] == ["Habitación doce.", "2024"]
+    assert "1 of 2 'es' texts are numbers" in capsys.readouterr().out
+    with pytest.raises(DataError, match=r"row 2: the 'es' text is missing \(an empty cell, or null\)"):
+        translation_pairs(load_data(_write_jsonl(tmp_path/"n.jsonl", [{"en": "Hi.", "es": "Hola."}, {"en": "Bye.", "es": None}])), "en", "es")
