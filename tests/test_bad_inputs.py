@@ -76,6 +76,15 @@ CASES = {
     "an answer not in its context": C("question_answering", "question_answering/answer_not_in_context.jsonl", "example id 'q7': answer_start 0 does not point at the answer 'Carol'"),
     "duplicate question ids": C("question_answering", "question_answering/duplicate_ids.jsonl", "example id 'q3': the id appears 2 times"),
     "no answers column": C("question_answering", "question_answering/no_answers_column.jsonl", "no column 'answers'"),
+    "a SQuAD JSON file with an unanswerable question that has answers": C(
+        "question_answering", "question_answering/squad_impossible_with_answer.json",
+        "article 3, paragraph 2, question id 'gp018': is_impossible is true, but it has answers (['ditches'])"),
+    "a missing context": C("question_answering", "question_answering/missing_context.jsonl",
+                           "example id 'q5': the context is missing (an empty cell, or null)"),
+    "an answer_start that is null": C("question_answering", "question_answering/answer_start_missing.jsonl",
+                                      "example id 'q8': answer_start None is not a character position"),
+    "SQuAD answers written into a CSV": C("question_answering", "question_answering/answers_as_text.csv",
+                                          "example id 'q0': the answers are \"{'text': ['Ann'], 'answer_start': [0]}\", a dict written out as text"),
     # --- named-entity recognition ---
     "a tag outside the tag set": C("ner", "ner/tag_outside_the_set.conll", "row 11, word 1 ('Paris'): tag 'B-CITY' is not one of",
                                    label_names=["O", "B-PER", "I-PER"]),

@@ -1,11 +1,15 @@
 """Unit tests of the question-answering pieces: windows over long contexts, labels, post-processing, metrics, checks."""
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 
 from ftrecipes.data import DataError, load_data
 from ftrecipes.models import build_tiny_model, load_for_task
-from ftrecipes.question_answering import (PUBLISHED, prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
+from ftrecipes.question_answering import (PUBLISHED, flatten_squad, prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
                                           squad_scores, normalize_answer, qa_splits, tokenize_qa, evaluate_qa,
                                           QADataCollator, QA_EXTRA_COLUMNS, ExtractiveQAPipeline)
 from ftrecipes.recipes import Params
@@ -265,3 +269,85 @@ def test_the_pipeline_answers_as_evaluate_qa_does_with_a_left_padding_tokenizer(
         out = pipe(question=question, context=context, max_length=48, doc_stride=16)
         assert (out["answer"], out["start"]) == (pred["prediction_text"], pred["answer_start"]), (question, out, pred)
         assert out["score"] == pytest.approx(pred["probability"], rel=1e-3)
+
+
+NESTED = Path(__file__).parent/"bad_inputs"/"question_answering"/"squad_v2_nested.json"
+
+
+def test_squads_own_nested_json_is_read_one_row_per_question_as_the_dataset_script_reads_it(capsys):
+    "train-v1.1.json / dev-v2.0.json: articles -> paragraphs -> qas, flattened; v2's unanswerable questions keep no answer."
+    raw = load_data(str(NESTED))
+    nested = json.loads(NESTED.read_text())
+    qas = [(a["title"], p["context"], q) for a in nested["data"] for p in a["paragraphs"] for q in p["qas"]]
+    examples, unanswerable = prepare_qa_examples(flatten_squad(raw, "dev-v2.0.json"), source="dev-v2.0.json")
+    rows = examples["train"]
+    assert "dev-v2.0.json, split 'train': SQuAD's nested JSON, version 'v2.0', (articles: 6, paragraphs: 12)" in capsys.readouterr().out
+    assert rows["id"] == [q["id"] for _, _, q in qas] and rows["title"] == [t for t, _, _ in qas]
+    assert rows["context"] == [c for _, c, _ in qas], "contexts untouched: answer_start counts their characters"
+    assert rows["answers"] == [dict(text=[a["text"] for a in q["answers"]], answer_start=[a["answer_start"] for a in q["answers"]])
+                               for _, _, q in qas], "every answer kept, in order; plausible_answers are no answers"
+    impossible = [q["id"] for _, _, q in qas if q["is_impossible"]]
+    assert unanswerable and impossible and all(not a["text"] for i, a in zip(rows["id"], rows["answers"]) if i in impossible)
+    splits = qa_splits(examples, Params({**PUBLISHED, "data": str(NESTED)}))
+    assert sum(map(len, splits.values())) == len(qas), "every question lands in one split, articles kept whole"
+
+
+def test_nested_squad_with_an_unanswerable_question_that_has_answers_is_refused():
+    nested = json.loads(NESTED.read_text())
+    q = nested["data"][0]["paragraphs"][0]["qas"][2]
+    q["answers"] = q["plausible_answers"]
+    dsd = DatasetDict(train=Dataset.from_list([nested]))
+    with pytest.raises(DataError, match=r"article 1, paragraph 1, question id 'gp003': is_impossible is true, but it has answers"):
+        flatten_squad(dsd, "x.json")
+
+
+def test_other_data_passes_flatten_squad_untouched():
+    dsd = _dsd(question=["Who?"], context=["Ann met Bob."], answers=["Bob"])
+    assert flatten_squad(dsd)["train"] is dsd["train"]
+
+
+def test_answers_in_the_shapes_users_write_them(tmp_path):
+    "A JSON lines file mixing answer shapes, read as datasets reads it."
+    c = "Ann met Bob in Paris in 1999."
+    answers = [{"text": "Bob", "answer_start": 8},          # one answer, not in lists
+               [{"text": "Paris", "answer_start": 15}],     # a list of answer dicts, as in SQuAD's JSON
+               {"text": ["1999"], "answer_start": ["24"]},  # answer_start written as text
+               "Ann"]                                       # the answer text alone
+    path = tmp_path/"mixed.jsonl"
+    path.write_text("\n".join(json.dumps(dict(id=f"q{i}", question="Which?", context=c, answers=a)) for i, a in enumerate(answers)))
+    out = prepare_qa_examples(load_data(str(path)))[0]["train"]["answers"]
+    assert out == [dict(text=["Bob"], answer_start=[8]), dict(text=["Paris"], answer_start=[15]),
+                   dict(text=["1999"], answer_start=[24]), dict(text=["Ann"], answer_start=[0])]
+
+
+@pytest.mark.parametrize("answers,message", [
+    ("{'text': ['Bob'], 'answer_start': [8]}", "a dict written out as text"),           # what a CSV file stores
+    ({"text": ["Bob"], "answer_start": [None]}, "answer_start None is not a character position"),
+    ({"text": ["Bob"], "answer_start": ["eight"]}, "answer_start 'eight' is not a character position"),
+    ({"text": [""], "answer_start": [0]}, "the answer text is empty"),
+    ({"answer": "Bob"}, "give {'text': [...], 'answer_start': [...]}"),
+])
+def test_answers_that_cannot_be_read_name_the_example(answers, message):
+    dsd = DatasetDict(train=Dataset.from_list([dict(id="q1", question="Who?", context="Ann met Bob.", answers=answers)]))
+    with pytest.raises(DataError, match=re.escape(f"x.jsonl, split 'train', example id 'q1': ") + ".*" + re.escape(message)):
+        prepare_qa_examples(dsd, source="x.jsonl")
+
+
+@pytest.mark.parametrize("context,message", [(None, "the context is missing (an empty cell, or null)"),
+                                             ("", "the context is empty ('')"), ("  ", "the context is empty (only whitespace, '  ')")])
+def test_missing_empty_and_blank_contexts_get_their_own_message(context, message):
+    dsd = DatasetDict(train=Dataset.from_list([dict(id="q1", question="Who?", context=context, answers="")]))
+    with pytest.raises(DataError, match=re.escape(f"example id 'q1': {message}")):
+        prepare_qa_examples(dsd)
+
+
+def test_a_number_is_a_context_or_a_question_not_an_empty_one(tmp_path, capsys):
+    "JSON readers hand numbers over as numbers: they are texts, not empty ones."
+    rows = [dict(id="q1", question=1984, context="Ann met Bob in 1984.", answers="Ann"),
+            dict(id="q2", question="Which number?", context=42, answers="42")]
+    path = tmp_path/"numbers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    out, _ = prepare_qa_examples(load_data(str(path)))
+    assert out["train"]["question"] == ["1984", "Which number?"] and out["train"]["context"][1] == "42"
+    assert out["train"][1]["answers"] == dict(text=["42"], answer_start=[0])
+    assert "1 of 2 contexts are numbers" in capsys.readouterr().out
