@@ -93,6 +93,9 @@ CASES = {
     "a CoNLL file with ragged columns": C("ner", "ner/ragged_columns.conll", "line 21: 2 columns"),
     "a seq2seq model for token classification": C("ner", "sample:ner", "is a bart model, which has no head for AutoModelForTokenClassification",
                                                   model="tiny:bart"),
+    "plain tags without B-/I- prefixes": C("ner", "ner/plain_tags.conll", "row 1, word 1 ('Ann'): tag 'PER' has no B-/I- prefix"),
+    "an empty word": C("ner", "ner/empty_word.jsonl", "row 6, word 3: the word is empty ('')"),
+    "a sentence given as one string": C("ner", "ner/tokens_as_one_string.jsonl", "row 1: the words in 'tokens' are one string"),
     # --- summarization and translation ---
     "an empty summary": C("summarization", "summarization/empty_summary.jsonl", "row 13: the 'summary' text is empty"),
     "no document column": C("summarization", "summarization/no_document_column.csv", "no column 'document' (parameter source_column)"),

@@ -1,5 +1,7 @@
 """Unit tests of the NER pieces: label alignment by name, entity extraction, metrics, input checks, CoNLL files."""
 import importlib.util
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +140,43 @@ def test_a_sentence_longer_than_max_length_is_scored_whole():
     lookup = load_metric("entities").compute(predictions=lookup_baseline(
         splits["test"]["tokens"], splits["test"]["tags"], splits["test"]["tokens"], names), references=refs)
     assert lookup["recall"] == 1.0
+
+
+CORPUS = Path(__file__).parent/"bad_inputs"/"ner"
+
+
+def test_plain_tags_without_prefixes_are_refused_before_training():
+    "'PER', 'LOC' (IO tags, or another column's tags) mark no entity: the run trained, then scored nothing and failed."
+    with pytest.raises(DataError, match=r"plain_tags.conll, split 'train', row 1, word 1 \('Ann'\): tag 'PER' has no B-/I- prefix"):
+        encode_tags(load_data(str(CORPUS/"plain_tags.conll")), source="plain_tags.conll")
+    with pytest.raises(DataError, match=r"row 1, word 2 \('met'\): tag '0' has no B-/I- prefix.*'O' outside names"):
+        encode_tags(_dsd([["Ann", "met"]], [["B-PER", "0"]]))
+    feats = Features(dict(tokens=Sequence(Value("string")), ner_tags=Sequence(ClassLabel(names=["O", "PER"]))))
+    with pytest.raises(DataError, match="tag 'PER' has no B-/I- prefix"): encode_tags(_dsd([["Ann"]], [[1]], feats))
+
+
+def test_iobes_and_iob1_tags_are_rewritten_as_iob2_with_a_note(capsys):
+    dsd = _dsd([["Ann", "Lee", "met", "Bo", "."], ["Ada", "Ray", "in", "Oslo"]],
+               [["B-PER", "E-PER", "O", "S-PER", "O"], ["I-PER", "I-PER", "O", "I-LOC"]])
+    out, names = encode_tags(dsd, source="x.jsonl")
+    assert names == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]  # I-LOC stays: a longer place name would need it
+    assert [[names[t] for t in row] for row in out["train"]["tags"]] == [
+        ["B-PER", "I-PER", "O", "B-PER", "O"], ["B-PER", "I-PER", "O", "B-LOC"]]
+    note = capsys.readouterr().out
+    assert "Note: 4 tags are not IOB2 (first: x.jsonl, split 'train', row 1, word 2 ('Lee'): 'E-PER')" in note
+    for raw, ids in zip(dsd["train"]["ner_tags"], out["train"]["tags"]):  # the same entities, as seqeval reads them
+        assert entity_spans(raw) == entity_spans([names[t] for t in ids])
+    encode_tags(_dsd([["Ann", "met"]], [["B-PER", "O"]]))
+    assert "not IOB2" not in capsys.readouterr().out, "IOB2 tags pass without a note"
+
+
+@pytest.mark.parametrize("tokens,tags,message", [
+    ([["Ann", "", "met"]], [["B-PER", "O", "O"]], "row 1, word 2: the word is empty ('')"),
+    ([["Ann", "  ", "met"]], [["B-PER", "O", "O"]], "row 1, word 2: the word is empty (only whitespace, '  ')"),
+    ([["Ann", None, "met"]], [["B-PER", "O", "O"]], "row 1, word 2: the word is missing"),
+    (["Ann met Bob"], [["B-PER", "O", "B-PER"]], "row 1: the words in 'tokens' are one string ('Ann met Bob'), not a list"),
+    ([["Ann", "met", "Bob"]], ["B-PER O B-PER"], "row 1: the tags in 'ner_tags' are one string ('B-PER O B-PER'), not a list"),
+])
+def test_empty_words_and_sentences_given_as_one_string_are_refused(tokens, tags, message):
+    with pytest.raises(DataError, match=re.escape(f"x.jsonl, split 'train', {message}")):
+        encode_tags(_dsd(tokens, tags), label_names=["O", "B-PER", "I-PER"], source="x.jsonl")
