@@ -1,6 +1,7 @@
 """Text generation: the answers-only loss mask, packing, token-weighted perplexity (in one process and in two), the
-text-mode smoke run with full fine-tuning, and bad input stopping before training. (The instruction-mode smoke run with
-LoRA is in the papermill suite, test_notebooks.py.)"""
+text-mode smoke run with full fine-tuning, text mode on the files a user names (a .txt file under the defaults and the
+smoke preset, Windows line endings, a folder of .txt files, documents with empty rows), and bad input stopping before
+training. (The instruction-mode smoke run with LoRA is in the papermill suite, test_notebooks.py.)"""
 import importlib.util
 import json
 import math
@@ -13,7 +14,10 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+import pytest
+
 from conftest import subprocess_env
+from notebook_runner import run_all, run_recipe_job
 from ftrecipes.causal_lm import (TOKEN_COLUMNS, assistant_spans, causal_lm_arguments, causal_lm_collator, ensure_pad_token,
                                  evaluate_perplexity, pack_into_blocks, report_perplexity, tokenize_chat)
 from ftrecipes.models import build_tiny_model, resolve_model
@@ -184,3 +188,67 @@ def test_smoke_text_mode_full_finetuning_lowers_perplexity_and_reloads(ftrecipes
     assert r["reload_check"]["outputs"][0][0]["generated_text"].startswith(r["reload_check"]["inputs"][0])
 
 
+
+
+# A user's own text: the lines of a story, with blank lines between its paragraphs.
+STORY = ["Once upon a time a small ferry crossed the river every day.", "The ferryman knew every passenger by name.", "",
+         "In winter the river froze, and the ferry waited in the shed for spring.", "Fares were paid on board.", ""] * 8
+DOCUMENTS = ["The ferry leaves the north bank at seven.", "In winter the river freezes.", "", "Fares are paid on board.",
+             "Children cross for free.", "The timetable is posted at both landings.", None, "Fog stops the crossings in autumn.",
+             "   ", "Swans nest beside the south landing."] * 3
+
+
+@pytest.fixture(scope="module")
+def text_mode_runs(tmp_path_factory):
+    "Text mode on the files a user names, with no column named: {case: (run outcome, output folder, data path)}."
+    tmp = tmp_path_factory.mktemp("text_mode")
+    (tmp/"story.txt").write_text("\n".join(STORY) + "\n", encoding="utf-8")
+    (tmp/"windows.txt").write_bytes(("\r\n".join(STORY) + "\r\n").encode("utf-8"))
+    (tmp/"folder").mkdir()
+    (tmp/"folder"/"train.txt").write_text("\n".join(STORY[:40]) + "\n", encoding="utf-8")
+    (tmp/"folder"/"validation.txt").write_text("\n".join(STORY[40:]) + "\n", encoding="utf-8")
+    (tmp/"documents.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in DOCUMENTS), encoding="utf-8")
+    cases = {"the defaults": ("story.txt", {}), "smoke": ("story.txt", dict(preset="smoke")),
+             "windows line endings": ("windows.txt", dict(preset="smoke")), "a folder": ("folder", dict(preset="smoke")),
+             "documents": ("documents.jsonl", dict(preset="smoke"))}
+    jobs = [("text_generation", dict(params, mode="text", data=str(tmp/data)), str(tmp/"runs"/name.replace(" ", "_")), str(tmp))
+            for name, (data, params) in cases.items()]
+    runs = run_all(jobs, job=run_recipe_job)
+    return {name: (run, Path(job[2]), tmp/cases[name][0]) for name, run, job in zip(cases, runs, jobs)}
+
+
+def _results(run, out):
+    assert run["ok"], run["error"][-3000:]
+    return json.loads((out/"results.json").read_text())
+
+
+def test_a_txt_file_runs_in_text_mode_with_the_defaults_and_the_smoke_preset(text_mode_runs):
+    "The preset's own sample keeps its column to itself: a .txt file's lines are read from 'text', joined by newlines."
+    for name, preset in (("the defaults", "laptop"), ("smoke", "smoke")):
+        r = _results(*text_mode_runs[name][:2])
+        assert r["preset"] == preset and r["text"] == {"column": "text", "separator": "\n"}, (name, r["preset"], r["text"])
+        assert sum(r["data_summary"]["rows"].values()) == len(STORY), (name, r["data_summary"])
+
+
+def test_windows_line_endings_are_lines_like_any_other(text_mode_runs):
+    r = _results(*text_mode_runs["windows line endings"][:2])
+    assert r["text"] == {"column": "text", "separator": "\n"} and sum(r["data_summary"]["rows"].values()) == len(STORY)
+    texts = [o[k] for o in r["outputs"] for k in ("prompt", "reference")]
+    assert texts and not any("\r" in t for t in texts), texts
+
+
+def test_a_folder_of_txt_files_is_lines_with_its_own_validation_split(text_mode_runs):
+    r = _results(*text_mode_runs["a folder"][:2])
+    assert r["text"] == {"column": "text", "separator": "\n"}, r["text"]
+    assert r["data_summary"]["rows"]["validation"] == len(STORY) - 40, r["data_summary"]
+
+
+def test_empty_documents_are_dropped_and_listed_never_read_as_the_word_none(text_mode_runs):
+    run, out, _ = text_mode_runs["documents"]
+    r = _results(run, out)
+    assert r["text"] == {"column": "text", "separator": "eos"}, r["text"]
+    empty = [i + 1 for i, t in enumerate(DOCUMENTS) if not (t or "").strip()]
+    assert sum(r["data_summary"]["rows"].values()) == len(DOCUMENTS) - len(empty), r["data_summary"]
+    note = f"split 'train': dropped {len(empty)} of {len(DOCUMENTS)} texts that are empty (rows {', '.join(map(str, empty))}"
+    assert note in (out/"text_generation.ipynb").read_text(), f"no note {note!r} in the notebook"
+    assert "None" not in " ".join(o[k] for o in r["outputs"] for k in ("prompt", "reference"))
