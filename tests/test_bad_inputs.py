@@ -165,6 +165,27 @@ CASES = {
     "a number as a text": C("text_generation", "text_generation/text_number.jsonl", "split 'train', row 5: 'text' holds 1984 (int), not text",
                             mode="text"),
     "a text model for images": C("image_classification", "sample:shapes", "not a timm model", model="tiny:bert"),
+    "a single class folder": C("image_classification", "<one-class>",
+                               "found 1 class folder(s) in the top folder (circle/); expected one sub-folder of images per class"),
+    "a folder inside a class folder": C("image_classification", "<nested>",
+                                        "found the folder square/dark/ inside the class folder square/"),
+    "a folder inside a class folder of a split": C("image_classification", "<split-nested>",
+                                                   "found the folder train/square/dark/ inside the class folder train/square/"),
+    "images beside the class folders": C("image_classification", "<loose-images>",
+                                         "found 1 image(s) directly in the top folder (circle_000.png) beside the folders"),
+    "a split folder beside class folders": C("image_classification", "<split-beside-classes>",
+                                             "found split folders (test/) beside other folders (circle/, cross/, ring/"),
+    "a capitalised split folder": C("image_classification", "<capital-split>",
+                                    "found the folder Train/, but datasets' imagefolder takes only lower-case names for split folders"),
+    "a class named like a split": C("image_classification", "<split-word-class>", "a split word in a file or folder name for a split "
+                                    "(test_stripes/stripes_000.png), so it would leave out circle/circle_000.png"),
+    "an empty split folder": C("image_classification", "<empty-split>", "found 0 class folder(s) in test/"),
+    "an image test class that train lacks": C("image_classification", "<test-only-class>",
+                                              "class 'hexagon' has no training rows (test 3)"),
+    "a file of images of one class": C("image_classification", "<one-class-file>",
+                                       "every row has the class 'circle'; a classifier needs examples of at least two"),
+    "a batch of one for batch norm": C("image_classification", "sample:shapes", "batch_size=1: this model has batch-norm layers",
+                                       batch_size=1),
 }
 
 # Not an error: texts far longer than the model's context are truncated, counted and reported, and the run goes on.
@@ -189,6 +210,28 @@ def _image_folders(tmp: Path) -> dict:
     out["no-images"] = tmp/"no-images"
     (out["no-images"]/"cats").mkdir(parents=True)
     (out["no-images"]/"cats"/"readme.txt").write_text("photos to come")
+    # layouts that imagefolder would read wrongly: the shapes at the top, or under train/ (Train/ for capital-split)
+    for name in ("one-class", "nested", "loose-images", "split-beside-classes", "split-word-class"):
+        out[name] = tmp/name
+        shutil.copytree(shapes, out[name])
+    for name in ("split-nested", "capital-split", "empty-split", "test-only-class"):
+        out[name] = tmp/name
+        shutil.copytree(shapes, out[name]/("Train" if name == "capital-split" else "train"))
+    for d in out["one-class"].iterdir():
+        if d.name != "circle": shutil.rmtree(d)
+    for where in (out["nested"]/"square"/"dark", out["split-nested"]/"train"/"square"/"dark"):
+        where.mkdir()
+        shutil.copy(shapes/"square"/"square_000.png", where)
+    shutil.copy(shapes/"circle"/"circle_000.png", out["loose-images"])
+    shutil.copytree(shapes/"circle", out["split-beside-classes"]/"test"/"circle")
+    (out["split-word-class"]/"stripes").rename(out["split-word-class"]/"test_stripes")
+    (out["empty-split"]/"test").mkdir()
+    first_three = lambda folder, names: [n for n in names if n.endswith(".png") and n[-7:-4] > "002"]
+    shutil.copytree(shapes, out["test-only-class"]/"test", ignore=first_three)
+    shutil.copytree(shapes/"ring", out["test-only-class"]/"test"/"hexagon", ignore=first_three)
+    out["one-class-file"] = tmp/"one-class-file"/"images.csv"
+    out["one-class-file"].parent.mkdir()
+    out["one-class-file"].write_text("image,label\n" + "".join(f"{f},circle\n" for f in sorted((shapes/"circle").glob("*.png"))))
     return out
 
 

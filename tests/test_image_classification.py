@@ -1,11 +1,15 @@
-"""Image classification: bad images stop or are skipped before training, greyscale becomes RGB, a class folder with
-no images stops the run, and the saved model predicts on a new image file in a new process, through transformers'
-pipeline and through timm alone. (The smoke run of the recipe is in the papermill suite, test_notebooks.py.)"""
+"""Image classification: bad images stop or are skipped before training, greyscale becomes RGB, 16-bit and float
+images keep their values, a class folder with no images stops the run, hidden files are ignored, a last batch of one
+image trains, and the saved model predicts on a new image file in a new process, through transformers' pipeline and
+through timm alone. (The smoke run of the recipe is in the papermill suite, test_notebooks.py.) Layouts and classes
+that stop the run are in the bad-input corpus, test_bad_inputs.py."""
 import json
 import shutil
 import subprocess
 import sys
+import warnings
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -48,6 +52,62 @@ def test_greyscale_and_palette_images_become_rgb_tensors():
     for tf in (train, evaluation):
         out = ImageTransform(tf)({"image": [grey, palette], "label": [0, 1]})
         assert [tuple(x.shape) for x in out["pixel_values"]] == [(3, 32, 32)] * 2 and out["label"] == [0, 1]
+
+
+GRADIENT = np.tile(np.arange(256, dtype=np.uint16), (8, 1))  # every 8-bit value, left to right
+
+
+def _sixteen_bit_grey(path):
+    Image.fromarray(GRADIENT * 257).save(path)  # 0..65535: mode I;16 (I in older Pillow)
+
+
+def _float_grey(path):
+    Image.fromarray((GRADIENT / 255).astype(np.float32)).save(path)  # a float TIFF with values in [0, 1]
+
+
+@pytest.mark.parametrize("write,name", [(_sixteen_bit_grey, "grey16.png"), (_float_grey, "float.tif")])
+def test_16_bit_and_float_images_reach_the_model_as_the_same_8_bit_gradient(tmp_path, write, name):
+    import datasets
+    write(tmp_path/name)
+    decoded = datasets.Image().decode_example({"path": str(tmp_path/name), "bytes": None})  # as the dataset hands it over
+    assert decoded.mode != "RGB"
+    seen = ImageTransform(np.asarray)({"image": [decoded], "label": [0]})["pixel_values"][0]
+    assert seen.dtype == np.uint8 and seen.shape == (8, 256, 3)
+    assert (seen == GRADIENT.astype(np.uint8)[..., None]).all(), f"not the gradient: row 0 starts {seen[0, :6, 0]}"
+
+
+def test_a_palette_image_with_transparency_converts_without_a_warning():
+    palette = Image.new("RGBA", (6, 6), (200, 10, 10, 0)).convert("P")
+    palette.info["transparency"] = bytes(256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ImageTransform(np.asarray)({"image": [palette], "label": [0]})["pixel_values"][0]
+    assert tuple(out[0, 0]) == (200, 10, 10)
+
+
+def test_hidden_and_non_image_files_beside_the_images_are_ignored(shapes):
+    from ftrecipes.image_classification import check_image_folder
+    (shapes/".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (shapes/"circle"/".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (shapes/"square"/"Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (shapes/"ring"/"desktop.ini").write_text("[.ShellClassInfo]")
+    (shapes/"circle"/"._circle_000.png").write_bytes(b"\0\5\26\7 AppleDouble")  # macOS resource fork, not a PNG
+    (shapes/"cross"/".ipynb_checkpoints").mkdir()
+    shutil.copy(shapes/"cross"/"cross_000.png", shapes/"cross"/".ipynb_checkpoints"/"cross_000-checkpoint.png")
+    check_image_folder(str(shapes))
+    ds = load_data(str(shapes))
+    clean, report = check_images(ds, "image", str(shapes), bad="stop")
+    assert report["checked"] == 180 and not report["skipped"] and len(ds["train"].features["label"].names) == 6
+
+
+def test_a_last_batch_of_one_image_trains_without_it(ftrecipes_cmd, tmp_path):
+    # 17 training images in batches of 16: batch norm on the tiny network's 1x1 features cannot train on the 17th alone
+    proc = _ftr(ftrecipes_cmd, "run", "image_classification", "-p", "preset=smoke", "-p", "max_train_samples=17",
+                "-p", "batch_size=16", "-p", "epochs=1", "-p", "compare_scratch=False", "-o", str(tmp_path/"run"), "-q")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((tmp_path/"run"/"results.json").read_text())
+    assert r["split_sizes"]["train"] == 16 and r["training"]["global_step"] == 1
+    assert "leave a last batch of one image, which batch norm cannot train on: left out" in (tmp_path/"run"/"image_classification.ipynb").read_text()
 
 
 def test_skipped_images_are_reported_and_the_saved_model_predicts_a_new_file_in_a_new_process(ftrecipes_cmd, tmp_path, shapes):
