@@ -51,7 +51,8 @@ FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"
                  ".txt": "text", ".arrow": "arrow", ".conll": "conll"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
-                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+                 "val": "validation", "dev": "validation", "test": "test", "testing": "test", "eval": "test",
+                 "evaluation": "test"}  # as datasets' own split keywords
 
 def source_kind(source: str) -> str:
     "'sample', 'file', 'folder', 'missing-path' or 'hub'."
@@ -93,9 +94,10 @@ def _builder_for(path: Path) -> tuple:
 
 def _check_label_folders(folder: Path):
     "Fail on a class folder with no images: `imagefolder` would silently drop that class."
-    for d in sorted(p for p in folder.rglob("*") if p.is_dir() and not p.name.startswith(".")):
-        if any(c.is_dir() for c in d.iterdir()): continue  # a split folder (train/, test/) or a parent
-        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()):
+    hidden = lambda p: any(part.startswith((".", "__")) for part in p.relative_to(folder).parts)  # .git, __MACOSX
+    for d in sorted(p for p in folder.rglob("*") if p.is_dir() and not hidden(p)):
+        if any(c.is_dir() and not hidden(c) for c in d.iterdir()): continue  # a split folder (train/, test/) or a parent
+        if not any(f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") for f in d.iterdir() if f.is_file()):
             others = [f.name for f in d.iterdir() if f.is_file()]
             raise DataError(f"{d}: a class folder with no images ({len(others)} other files"
                             + (f", e.g. {others[0]!r}" if others else "") + "). Add images of the class "
@@ -119,7 +121,7 @@ def _folder_data_files(folder: Path) -> tuple:
     builder, kw = _builder_for(data[0])
     splits = {}
     for p in data:
-        split = SPLIT_ALIASES.get(p.stem.lower().split(".")[0], "train")
+        split = SPLIT_ALIASES.get(re.split(r"[^a-z]", p.stem.lower())[0], "train")  # dev-v2.0.json -> validation
         splits.setdefault(split, []).append(str(p))
     return builder, kw, splits
 
