@@ -8,10 +8,9 @@ Docs: https://ftrecipes.github.io/ftrecipes/training.html.md"""
 __all__ = ['LOWER_IS_BETTER', 'COMPILE_MIN_STEPS', 'TrainConfig', 'greater_is_better', 'training_arguments', 'InOrderEvaluation',
            'OrderedEvalTrainer', 'fast_settings', 'NonFiniteLossError', 'StopOnNonFiniteLoss', 'trainer_callbacks',
            'loss_uses_item_count', 'fix_loss_scaling', 'make_trainer', 'padding_counts', 'padding_waste',
-           'trainer_padding_waste', 'optimizer_steps', 'lr_schedule', 'plot_lr_schedule', 'checkpoint_is_complete',
-           'last_complete_checkpoint', 'TrainingOutOfMemoryError', 'is_out_of_memory', 'out_of_memory_message',
-           'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order', 'loss_history',
-           'plot_loss_curves', 'parameters_without_gradient', 'choose_find_unused']
+           'trainer_padding_waste', 'optimizer_steps', 'lr_schedule', 'plot_lr_schedule', 'TrainingOutOfMemoryError',
+           'is_out_of_memory', 'out_of_memory_message', 'train_and_time', 'peak_process_memory', 'peak_memory_note',
+           'predict_in_order', 'loss_history', 'plot_loss_curves', 'parameters_without_gradient', 'choose_find_unused']
 
 # %% ../nbs/03_training.ipynb #b29c8385
 import math
@@ -24,6 +23,7 @@ from dataclasses import dataclass, asdict, fields
 from transformers import Trainer, TrainingArguments, TrainerCallback, EarlyStoppingCallback
 
 from .environment import cpu_precision, offline_mode
+from .saving import checkpoint_is_complete, last_complete_checkpoint, steps_note
 
 # %% ../nbs/03_training.ipynb #c9d04f1d
 @dataclass
@@ -56,6 +56,8 @@ class TrainConfig:
             if int(getattr(self, name)) != getattr(self, name):
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be a whole number.")
         if not 0 <= self.warmup < 1: raise ValueError(f"warmup={self.warmup!r}: must be a fraction in [0, 1).")
+        if self.max_steps != -1 and not (isinstance(self.max_steps, int) and self.max_steps > 0):
+            raise ValueError(f"max_steps={self.max_steps!r}: must be a whole number above 0, or -1 to train for `epochs`.")
         if self.weight_decay < 0: raise ValueError(f"weight_decay={self.weight_decay!r}: must not be negative.")
         if self.early_stopping_patience < 0: raise ValueError("early_stopping_patience must be 0 (off) or more.")
         from transformers.trainer_utils import SchedulerType
@@ -375,30 +377,6 @@ def plot_lr_schedule(trainer: Trainer, ax=None):
     ax.set_title(f"{args.lr_scheduler_type} schedule, {args.get_warmup_steps(len(lrs))} warm-up steps of {len(lrs)}")
     return ax.figure
 
-# %% ../nbs/03_training.ipynb #64a82d72
-def checkpoint_is_complete(folder) -> bool:
-    "Is `folder` a checkpoint the Trainer finished writing (state file last, naming this step; weights, optimizer, scheduler, RNG)?"
-    import json
-    folder = Path(folder)
-    try: state = json.loads((folder/"trainer_state.json").read_text())
-    except (OSError, ValueError): return False
-    step = folder.name.rsplit("-", 1)[-1]
-    return (str(state.get("global_step")) == step and any(folder.glob("*.safetensors"))
-            and (folder/"optimizer.pt").exists() and (folder/"scheduler.pt").exists() and any(folder.glob("rng_state*.pth")))
-
-def last_complete_checkpoint(output_dir, remove_incomplete: bool = True, max_step: int = None):
-    "The newest complete `checkpoint-N` folder in `output_dir` (with N <= `max_step` if given), or None; newer half-written ones are removed (and said)."
-    import shutil
-    step = lambda d: int(d.name.rsplit("-", 1)[-1])
-    folders = [d for d in Path(output_dir).glob("checkpoint-*") if d.is_dir() and d.name.rsplit("-", 1)[-1].isdigit()]
-    folders = [d for d in folders if max_step is None or step(d) <= max_step]
-    for d in sorted(folders, key=step, reverse=True):
-        if checkpoint_is_complete(d): return d
-        if remove_incomplete:
-            print(f"{d.name} is incomplete (the run stopped while writing it): removed, never resumed from.")
-            shutil.rmtree(d)
-    return None
-
 # %% ../nbs/03_training.ipynb #cc0d5fb9
 class TrainingOutOfMemoryError(MemoryError):
     "Training ran out of accelerator memory; the message says where, the peak, and what to change."
@@ -458,7 +436,7 @@ def _back_off(trainer: Trainer, error: BaseException) -> dict:
 
 # %% ../nbs/03_training.ipynb #9a5d966d
 def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = True, **kwargs) -> dict:
-    "Train (with `resume`, from the last complete checkpoint in the Trainer's output folder), and return the Trainer's metrics plus wall time, steps, peak memory, the speed settings and the padding waste. Out of memory before the first optimizer step, `oom_backoff` halves the batch and doubles gradient accumulation (the same effective batch) and tries again; otherwise it stops with `TrainingOutOfMemoryError`."
+    "Train (with `resume`, from the last complete checkpoint in the Trainer's output folder), and return the Trainer's metrics plus wall time, steps (with `resume`, also those of this session and where it resumed), peak memory, the speed settings and the padding waste. Out of memory before the first optimizer step, `oom_backoff` halves the batch and doubles gradient accumulation (the same effective batch) and tries again; otherwise it stops with `TrainingOutOfMemoryError`."
     import torch
     if resume:
         ckpt = last_complete_checkpoint(trainer.args.output_dir)
@@ -481,7 +459,11 @@ def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = T
     out = dict(result.metrics, wall_time_s=round(time.perf_counter() - start, 1), global_step=result.global_step,
                processes=trainer.args.world_size, speed_settings=speed, padding_waste=waste)
     if backoffs: out["batch_backoff"] = backoffs
-    if "resume_from_checkpoint" in kwargs: out["resumed_from"] = Path(kwargs["resume_from_checkpoint"]).name
+    if "resume_from_checkpoint" in kwargs:
+        start_step = int(Path(kwargs["resume_from_checkpoint"]).name.rsplit("-", 1)[-1])
+        out.update(resumed_from=Path(kwargs["resume_from_checkpoint"]).name, resumed_from_step=start_step,
+                   steps_this_run=result.global_step - start_step)
+        print(steps_note(out))
     if torch.cuda.is_available(): out["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated()
     elif (rss := peak_process_memory()) is not None: out["peak_process_memory_bytes"] = rss
     return out

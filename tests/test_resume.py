@@ -48,7 +48,14 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(ftr
     resumed, proc = _run(ftrecipes_cmd, killed, "-p", "resume=True")
     assert resumed["training"]["resumed_from"] == f"checkpoint-{max(done)}", resumed["training"]
     assert not half.exists()
-    assert resumed["training"]["global_step"] == full["training"]["global_step"]
+    total = full["training"]["global_step"]
+    assert resumed["training"]["global_step"] == total
+    # the steps of this session apart from those before the kill, wherever they are recorded or printed
+    assert (resumed["training"]["resumed_from_step"], resumed["training"]["steps_this_run"]) == (max(done), total - max(done))
+    said = f"trained {total - max(done)} steps in this run, {total} in all (resumed from step {max(done)})"
+    assert said in proc.stdout, proc.stdout[-2000:]
+    assert said in (killed/"sentiment.ipynb").read_text(), "the executed notebook says it too"
+    assert said in (killed/"model"/"README.md").read_text(), "and the model card"
     line = (f"resume: killed after checkpoint-{max(done)} of {full['training']['global_step']} steps; "
             + "; ".join(f"{s} accuracy {resumed['metrics'][s]['accuracy']:.4f} / loss {resumed['metrics'][s]['loss']:.6f} "
                         f"(uninterrupted {full['metrics'][s]['accuracy']:.4f} / {full['metrics'][s]['loss']:.6f})"
