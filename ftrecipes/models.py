@@ -6,12 +6,13 @@ Docs: https://ftrecipes.github.io/ftrecipes/models.html.md"""
 
 # %% auto #0
 __all__ = ['OFFLINE_WEIGHTS', 'TOKENIZER_PROBE', 'TINY_ARCHS', 'CHATML_TEMPLATE', 'TINY_IMAGE_ARCHS', 'PICKLE_WEIGHTS',
-           'ModelError', 'offline_weights_path', 'best_offline_model', 'best_offline_text_encoder',
+           'POSITION_TABLES', 'ModelError', 'offline_weights_path', 'best_offline_model', 'best_offline_text_encoder',
            'check_tokenizer_round_trip', 'check_eos_token', 'gguf_to_folder', 'save_timm_folder',
            'timm_weights_to_folder', 'train_wordpiece_tokenizer', 'train_seq2seq_tokenizer', 'train_chat_tokenizer',
            'tiny_cache_dir', 'build_tiny_model', 'build_tiny_image_model', 'check_weights_format', 'check_remote_code',
-           'resolve_model', 'safe_from_pretrained', 'load_model', 'load_tokenizer', 'load_for_task', 'count_parameters',
-           'estimate_training_memory', 'describe_model', 'device_memory', 'choose_gradient_checkpointing']
+           'resolve_model', 'safe_from_pretrained', 'load_model', 'load_tokenizer', 'load_for_task', 'position_limit',
+           'check_sequence_length', 'count_parameters', 'estimate_training_memory', 'describe_model', 'device_memory',
+           'choose_gradient_checkpointing']
 
 # %% ../nbs/02_models.ipynb #19d704bc
 import hashlib
@@ -456,6 +457,43 @@ def load_for_task(name: str, auto_class, trust_remote_code: bool = False, **kwar
     "Return (model, tokenizer) for `name`, with the head of `auto_class`."
     return load_model(name, auto_class, trust_remote_code, **kwargs), load_tokenizer(name, trust_remote_code)
 
+# %% ../nbs/02_models.ipynb #5a70cc47
+POSITION_TABLES = ("position_embeddings", "embed_positions", "wpe", "position_embedding")  # absolute position embeddings, by module name
+
+def position_limit(model):
+    "(positions, config attribute, rows reserved) of `model`'s absolute position table, or None where it has none (relative or rotary positions)."
+    limits = []
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in POSITION_TABLES and isinstance(module, torch.nn.Embedding):
+            reserved = getattr(module, "offset", 0) or 0  # BART's learned positions start at an offset
+            if module.padding_idx is not None: reserved += module.padding_idx + 1  # RoBERTa's start after the padding row
+            limits.append((module.num_embeddings - reserved, reserved, module.num_embeddings))
+    if not limits: return None
+    positions, reserved, rows = min(limits)
+    cfg = model.config.to_dict()
+    attr = next((a for a in ("max_position_embeddings", "n_positions", "max_source_positions") if cfg.get(a) in (rows, positions)), None)
+    return positions, attr, (rows - positions if attr and cfg[attr] == rows else 0)
+
+def _length_param(model) -> str:
+    "What the recipes call the input length of `model`'s kind: max_source_length (encoder-decoder), max_seq_length (causal LM), else max_length."
+    if getattr(model.config, "is_encoder_decoder", False): return "max_source_length"
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    arch = type(model).__name__  # a PEFT wrapper too: PeftModelForCausalLM
+    return "max_seq_length" if arch.endswith("ForCausalLM") or arch in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() else "max_length"
+
+def check_sequence_length(model, length: int, param: str = None):
+    "Fail, before training, when inputs of `length` tokens need more positions than `model` has; a note where rotary positions only run past what it was trained on."
+    param, limit = param or _length_param(model), position_limit(model)
+    name = Path(str(getattr(model.config, "name_or_path", "") or "")).name or type(model).__name__
+    if limit is not None and length > limit[0]:
+        positions, attr, reserved = limit
+        where = f"config.{attr}" + (f" = {positions + reserved}, {reserved} of them reserved" if reserved else "") if attr else "its position table"
+        raise ModelError(f"{param}={length} is more than {name}'s {positions} positions ({where}); use at most {positions}.")
+    trained = getattr(model.config, "max_position_embeddings", None)
+    if limit is None and isinstance(trained, int) and length > trained:
+        print(f"note: {param}={length} is beyond the {trained} positions {name} was trained on (config.max_position_embeddings); "
+              "its positions are computed, so it runs, but how well past them is untested.")
+
 # %% ../nbs/02_models.ipynb #d554993b
 def count_parameters(model) -> tuple:
     "(total, trainable) parameter counts."
@@ -495,8 +533,9 @@ def _fmt_bytes(n):
         n /= 1024
 
 def describe_model(model, batch_size: int, seq_len: int, precision: str = "fp32", gradient_checkpointing: bool = False,
-                   weight_bits: int = 32) -> dict:
-    "Print and return parameter counts and the training-memory estimate."
+                   weight_bits: int = 32, length_param: str = None) -> dict:
+    "Print and return parameter counts and the training-memory estimate; fail first if `seq_len` (the parameter `length_param`) exceeds the model's positions."
+    if getattr(model, "config", None) is not None: check_sequence_length(model, seq_len, length_param)
     total, trainable = count_parameters(model)
     est = estimate_training_memory(model, batch_size, seq_len, precision, gradient_checkpointing, weight_bits)
     arch = type(model).__name__

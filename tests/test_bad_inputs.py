@@ -186,6 +186,23 @@ CASES = {
                                        "every row has the class 'circle'; a classifier needs examples of at least two"),
     "a batch of one for batch norm": C("image_classification", "sample:shapes", "batch_size=1: this model has batch-norm layers",
                                        batch_size=1),
+    # --- any recipe: parameters and output folders ---
+    "no training rows asked for": C("sentiment", "sample:sentiment",
+                                    "-p max_train_samples=0: must be a whole number of at least 1, or None for all rows.", max_train_samples=0),
+    "a negative number of evaluation rows": C("question_answering", "sample:qa",
+                                              "-p max_eval_samples=-5: must be a whole number of at least 1, or None for all rows.",
+                                              max_eval_samples=-5),
+    "a max_length of zero": C("ner", "sample:ner", "-p max_length=0: must be a whole number of at least 1.", max_length=0),
+    "zero beams": C("summarization", "sample:summarization", "-p num_beams=0: must be a whole number of at least 1.", num_beams=0),
+    "a negative seed": C("sentiment", "sample:sentiment", "-p seed=-1: must be a whole number from 0 to 4294967295.", seed=-1),
+    "a negative split seed": C("sentiment", "sample:sentiment", "-p split_seed=-3: must be a whole number from 0 to 4294967295.",
+                               split_seed=-3),
+    "zero optimizer steps": C("image_classification", "sample:shapes",
+                              "max_steps=0: must be a whole number above 0, or -1 to train for `epochs`.", max_steps=0),
+    "max_length beyond the model's positions": C("sentiment", "sample:sentiment", "max_length=1024 is more than", max_length=1024),
+    "max_source_length beyond the model's positions": C("translation", "sample:translation",
+                                                        "512 positions (config.max_position_embeddings); use at most 512.",
+                                                        max_source_length=1024),
 }
 
 # Not an error: texts far longer than the model's context are truncated, counted and reported, and the run goes on.
