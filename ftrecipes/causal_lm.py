@@ -6,12 +6,12 @@ Docs: https://ftrecipes.github.io/ftrecipes/causal_lm.html.md"""
 
 # %% auto #0
 __all__ = ['ROLES', 'CHAT_SHAPE', 'PLAIN_CHAT_TEMPLATE', 'TOKEN_COLUMNS', 'FINETUNING', 'ensure_pad_token', 'pack_into_blocks',
-           'check_texts', 'drop_empty_texts', 'reads_lines', 'choose_separator', 'text_separator_ids',
-           'tokenize_and_pack', 'chat_format', 'to_chats', 'ensure_chat_template', 'stop_token_ids', 'assistant_spans',
-           'tokenize_chat', 'masked_view', 'tokenize_chats', 'report_chats', 'prompt_and_reference', 'load_causal_lm',
-           'linear_layer_names', 'lora_targets', 'apply_lora', 'causal_lm_collator', 'causal_lm_arguments',
-           'token_nll_sums', 'perplexity_metrics', 'report_perplexity', 'evaluate_perplexity', 'generation_settings',
-           'generate_texts', 'stream_reply', 'answer_scores', 'merged_model', 'save_adapter']
+           'check_texts', 'reads_lines', 'choose_separator', 'text_separator_ids', 'tokenize_and_pack', 'chat_format',
+           'to_chats', 'ensure_chat_template', 'stop_token_ids', 'assistant_spans', 'tokenize_chat', 'masked_view',
+           'tokenize_chats', 'report_chats', 'prompt_and_reference', 'load_causal_lm', 'linear_layer_names',
+           'lora_targets', 'apply_lora', 'causal_lm_collator', 'causal_lm_arguments', 'token_nll_sums',
+           'perplexity_metrics', 'report_perplexity', 'evaluate_perplexity', 'generation_settings', 'generate_texts',
+           'stream_reply', 'answer_scores', 'merged_model', 'save_adapter']
 
 # %% ../nbs/09_causal_lm.ipynb #10409e38
 import math
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset, DatasetDict
 from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, GenerationConfig, TextStreamer
-from .data import DataError, source_kind
+from .data import DataError, source_kind, texts, drop_empty_texts
 from .environment import PRECISIONS, training_precision  # re-exported: the recipe imports them from here
 from .models import ModelError, count_parameters, safe_from_pretrained
 from .metrics import load_metric
@@ -57,38 +57,23 @@ def pack_into_blocks(docs: list, block_size: int, separator: list) -> list:
 
 # %% ../nbs/09_causal_lm.ipynb #ab3a60bb
 def check_texts(dsd: DatasetDict, text_column: str, source: str = "the data") -> DatasetDict:
-    "Every split's `text_column` alone, each value text (a missing one becomes ''); fail naming the column or row otherwise."
+    "Every split's `text_column` alone, each value text (a missing one becomes '', a number its `str`); fail naming the column or row otherwise."
     out = {}
     for split, ds in dsd.items():
         if text_column not in ds.column_names:
-            texts = [c for c, f in ds.features.items() if getattr(f, "dtype", None) in ("string", "large_string")]
-            longest = max(texts, key=lambda c: sum(len(t or "") for t in ds[c][:200]), default=None)
+            text_columns = [c for c, f in ds.features.items() if getattr(f, "dtype", None) in ("string", "large_string")]
+            longest = max(text_columns, key=lambda c: sum(len(t or "") for t in ds[c][:200]), default=None)
             raise DataError(f"{source}, split {split!r}: no column {text_column!r} (parameter text_column). Columns found: "
                             f"{ds.column_names}. " + (f"Pass the column that holds the text, e.g. -p text_column={longest!r}."
                                                       if longest else "Add a column of text, or pass its name with -p text_column=NAME."))
         values = list(ds[text_column])
-        for i, v in enumerate(values):
-            if v is not None and not isinstance(v, str):
-                raise DataError(f"{source}: split {split!r}, row {i + 1}: {text_column!r} holds {v!r} ({type(v).__name__}), "
-                                "not text. Write it as text, or remove that row.")
-        if not any(v and v.strip() for v in values):
-            raise DataError(f"{source}: split {split!r} has no text in {text_column!r}: every row is empty.")
-        out[split] = (Dataset.from_dict({text_column: [v or "" for v in values]}) if None in values
-                      else ds.select_columns([text_column]))
-    return DatasetDict(out)
-
-# %% ../nbs/09_causal_lm.ipynb #30fe0f31
-def drop_empty_texts(dsd: DatasetDict, text_column: str, source: str = "the data") -> DatasetDict:
-    "`dsd` without the rows whose `text_column` is empty or blank, printing how many and which rows each split lost."
-    out = {}
-    for split, ds in dsd.items():
-        empty = [i for i, t in enumerate(ds[text_column]) if not t.strip()]
-        if empty:
-            rows = ", ".join(str(i + 1) for i in empty[:10]) + ("..." if len(empty) > 10 else "")
-            print(f"{source}: split {split!r}: dropped {len(empty)} of {len(ds)} texts that are empty (rows {rows}).")
-            gone = set(empty)
-            ds = ds.select([i for i in range(len(ds)) if i not in gone])
-        out[split] = ds
+        filled = [i for i, v in enumerate(values) if v is not None and not (isinstance(v, str) and not v.strip())]
+        if not filled: raise DataError(f"{source}: split {split!r} has no text in {text_column!r}: every row is empty.")
+        if all(isinstance(v, str) for v in values): out[split] = ds.select_columns([text_column]); continue
+        as_texts = texts([values[i] for i in filled], f"{text_column!r} text", lambda k: f"{source}, split {split!r}, row {filled[k] + 1}")
+        values = ["" if v is None else v for v in values]
+        for i, t in zip(filled, as_texts): values[i] = t
+        out[split] = Dataset.from_dict({text_column: values})
     return DatasetDict(out)
 
 # %% ../nbs/09_causal_lm.ipynb #48ad7c4b

@@ -7,12 +7,14 @@ Docs: https://ftrecipes.github.io/ftrecipes/data.html.md"""
 # %% auto #0
 __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'TEXT_SUFFIXES', 'DataError', 'bundled_samples', 'sample_path',
            'source_kind', 'conll_columns', 'check_csv_rows', 'diagnose_file', 'load_data', 'check_not_empty',
-           'suggest_column', 'check_columns', 'drop_empty_texts', 'tidy_label_names', 'encode_labels', 'check_classes',
-           'make_splits', 'limit_rows', 'check_class_coverage', 'show_examples', 'label_counts']
+           'suggest_column', 'check_columns', 'as_text', 'texts', 'drop_empty_texts', 'tidy_label_names',
+           'encode_labels', 'check_classes', 'make_splits', 'limit_rows', 'check_class_coverage', 'show_examples',
+           'label_counts']
 
 # %% ../nbs/01_data.ipynb #e8731bfe
 import csv
 import json
+import math
 import os
 import random
 import re
@@ -258,12 +260,41 @@ def check_columns(dsd: DatasetDict, required: dict, source: str = "the data"):
                     f"Add the column, or pass its name with -p {param}=NAME.")
             raise DataError(f"{source}, split {split!r}: no column {what}. Columns found: {ds.column_names}. {hint}")
 
+# %% ../nbs/01_data.ipynb #c5c124dc
+def _shown(v, width: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= width else r[:width] + "..."
+
+def as_text(v, what: str, where: str, fix: str = "Fill it in or drop the row.") -> str:
+    "`v` as text (a number as `str(v)`); a `DataError` at `where` when it is missing, empty, only whitespace or no text."
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        raise DataError(f"{where}: the {what} is missing (an empty cell, or null). {fix}")
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        raise DataError(f"{where}: the {what} is a {type(v).__name__} ({_shown(v)}), not a text. Give one string "
+                        "(join a list of sentences into one).")
+    text = v if isinstance(v, str) else str(v)
+    if not text.strip():
+        raise DataError(f"{where}: the {what} is empty ({'only whitespace, ' if text else ''}{text!r}). {fix}")
+    return text
+
+# %% ../nbs/01_data.ipynb #f6e8476a
+def texts(values, what: str, where) -> list:
+    "Every value as text (see `as_text`; `where(i)` names value i), with a note when some were numbers."
+    values = list(values)
+    out = [as_text(v, what, where(i)) for i, v in enumerate(values)]
+    numbers = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    if numbers:
+        print(f"Note: {len(numbers)} of {len(values)} {what}s are numbers, not strings (first: {where(numbers[0])}: "
+              f"{values[numbers[0]]!r}); each is used as its text, e.g. {out[numbers[0]]!r}.")
+    return out
+
 # %% ../nbs/01_data.ipynb #7f55bf41
 def drop_empty_texts(dsd: DatasetDict, column: str, source: str = "the data") -> DatasetDict:
     "`dsd` without the rows whose `column` is missing or only spaces, with a note naming them; fail when no text is left."
     out = {}
     for split, ds in dsd.items():
-        empty = [i for i, t in enumerate(ds[column]) if t is None or (isinstance(t, str) and not t.strip())]
+        empty = [i for i, t in enumerate(ds[column]) if t is None or (isinstance(t, float) and math.isnan(t))
+                 or (isinstance(t, str) and not t.strip())]
         if len(empty) == len(ds):
             raise DataError(f"{source}, split {split!r}: every text in {column!r} is empty. Check text_column, or the file.")
         if empty:

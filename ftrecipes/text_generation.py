@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 # %% ../nbs/15_text_generation.ipynb #afaa4064
 from .environment import describe_environment, seed_everything
-from .data import load_data, make_splits, limit_rows
+from .data import load_data, make_splits, limit_rows, drop_empty_texts
 from .models import resolve_model, load_tokenizer, describe_model, best_offline_model, choose_gradient_checkpointing
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance
@@ -28,7 +28,7 @@ from .causal_lm import (ensure_pad_token, ensure_chat_template, to_chats, tokeni
                                  check_texts, tokenize_and_pack, prompt_and_reference, stop_token_ids, load_causal_lm,
                                  apply_lora, causal_lm_collator, causal_lm_arguments, training_precision, report_perplexity,
                                  evaluate_perplexity, generation_settings, generate_texts, stream_reply, answer_scores,
-                                 save_adapter, merged_model, TOKEN_COLUMNS, choose_separator, reads_lines, drop_empty_texts)
+                                 save_adapter, merged_model, TOKEN_COLUMNS, choose_separator, reads_lines)
 
 # %% ../nbs/15_text_generation.ipynb #c657fc57
 PUBLISHED = dict(

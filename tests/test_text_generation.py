@@ -249,6 +249,6 @@ def test_empty_documents_are_dropped_and_listed_never_read_as_the_word_none(text
     assert r["text"] == {"column": "text", "separator": "eos"}, r["text"]
     empty = [i + 1 for i, t in enumerate(DOCUMENTS) if not (t or "").strip()]
     assert sum(r["data_summary"]["rows"].values()) == len(DOCUMENTS) - len(empty), r["data_summary"]
-    note = f"split 'train': dropped {len(empty)} of {len(DOCUMENTS)} texts that are empty (rows {', '.join(map(str, empty))}"
+    note = f"dropped {len(empty)} of {len(DOCUMENTS)} rows of split 'train' with no text in 'text' (rows {', '.join(map(str, empty))})"
     assert note in (out/"text_generation.ipynb").read_text(), f"no note {note!r} in the notebook"
     assert "None" not in " ".join(o[k] for o in r["outputs"] for k in ("prompt", "reference"))
