@@ -24,23 +24,26 @@ def _ftr(cmd, *args, threads=1):
     return subprocess.run([cmd, *args], capture_output=True, text=True, env=subprocess_env(threads))
 
 
-def _race(base, rounds, barrier, queue):
-    "One racer: each round, wait for the others, ask for the round's folder, and write a results file into what it got."
+def _race(base, rounds, barrier, queue, experiment=False):
+    "One racer: each round, wait for the others, ask for the round's folder (a run's, or an experiment's), and write a results file into what it got."
     from ftrecipes.saving import fresh_output_dir
+    from ftrecipes.experiments import _experiment_dir
     import contextlib, io
     for r in range(rounds):
         barrier.wait()
-        with contextlib.redirect_stdout(io.StringIO()): out = fresh_output_dir(Path(base)/f"round{r}"/"F")
+        with contextlib.redirect_stdout(io.StringIO()):
+            out = _experiment_dir(Path(base)/f"round{r}"/"E", "sentiment", "seeds") if experiment else fresh_output_dir(Path(base)/f"round{r}"/"F")
         time.sleep(0.2)  # the run trains before it writes its results
         (out/"results.json").write_text(str(os.getpid()))
         queue.put((r, str(out), os.getpid()))
 
 
-def test_processes_racing_for_one_output_folder_each_get_their_own(tmp_path):
-    "Four processes ask for the same folder at the same moment, 25 times: never two in one folder, and no results overwritten."
+@pytest.mark.parametrize("experiment", [False, True], ids=["run", "experiment"])
+def test_processes_racing_for_one_output_folder_each_get_their_own(tmp_path, experiment):
+    "Four processes ask for the same folder (a run's, or an experiment's) at the same moment, 25 times: never two in one folder, and no results overwritten."
     ctx, procs, rounds = get_context("spawn"), 4, 25
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
-    workers = [ctx.Process(target=_race, args=(str(tmp_path), rounds, barrier, queue)) for _ in range(procs)]
+    workers = [ctx.Process(target=_race, args=(str(tmp_path), rounds, barrier, queue, experiment)) for _ in range(procs)]
     for w in workers: w.start()
     got = [queue.get(timeout=120) for _ in range(procs * rounds)]
     for w in workers: w.join(30)
