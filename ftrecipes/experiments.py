@@ -41,7 +41,7 @@ def metric_value(results: dict, split: str, metric: str) -> float:
 EXPERIMENT_CLAIM = ".ftrecipes-experiment"  # created atomically (O_EXCL) by the experiment that takes a folder
 
 def _experiment_dir(output_dir, task: str, kind: str, resume: bool = False) -> Path:
-    "The experiment's folder: `output_dir` (default runs/experiments/TASK-KIND), or the first numbered sibling that is empty, claimed atomically so that two experiments started at once never share one; as given when resuming."
+    "The experiment's folder: `output_dir` (default runs/experiments/TASK-KIND) or its first empty numbered sibling, claimed atomically."
     base = Path(output_dir or Path("runs")/"experiments"/f"{task}-{kind}").expanduser()
     out, n = base, 1
     while not resume:

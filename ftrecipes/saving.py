@@ -67,7 +67,7 @@ def _own_and_fresh(folder: Path) -> bool:
     return token is not None and _OWN_CLAIMS.get(token) == threading.get_ident() and not holds_run(folder)
 
 def _claim(folder: Path, take_over: bool = False) -> bool:
-    "Claim `folder` for this run: create it and its claim file, which one run alone can create; False if another run has. `take_over` replaces the claim (resuming a run that stopped)."
+    "Claim `folder` with a claim file only one run can create; False if another run holds it (`take_over`: resuming)."
     token = uuid.uuid4().hex
     folder.mkdir(parents=True, exist_ok=True)
     if take_over:
@@ -106,7 +106,7 @@ def _colab_hint(p: Path):
               "output_dir='/content/drive/MyDrive/...' with resume=True.")
 
 def fresh_output_dir(path, resume: bool = False) -> Path:
-    "`path` if no run has used it, else the first free `path-2`, `path-3`, ... (claimed atomically, so two runs never share one). With `resume`, the newest of those that holds an unfinished run, if any. With several processes, the main one chooses for all."
+    "`path`, or the first unused `path-2`, `path-3`, ..., claimed atomically; with `resume`, the newest unfinished run."
     from ftrecipes.environment import main_process_value
     return main_process_value(lambda: _choose_output_dir(path, resume))
 

@@ -436,7 +436,7 @@ def _back_off(trainer: Trainer, error: BaseException) -> dict:
 
 # %% ../nbs/03_training.ipynb #9a5d966d
 def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = True, **kwargs) -> dict:
-    "Train (with `resume`, from the last complete checkpoint in the Trainer's output folder), and return the Trainer's metrics plus wall time, steps (with `resume`, also those of this session and where it resumed), peak memory, the speed settings and the padding waste. Out of memory before the first optimizer step, `oom_backoff` halves the batch and doubles gradient accumulation (the same effective batch) and tries again; otherwise it stops with `TrainingOutOfMemoryError`."
+    "Train (from the last complete checkpoint with `resume`); return the metrics, wall time, steps, peak memory, speed settings and padding waste."
     import torch
     if resume:
         ckpt = last_complete_checkpoint(trainer.args.output_dir)
