@@ -16,6 +16,7 @@ __all__ = ['ROLES', 'CHAT_SHAPE', 'PLAIN_CHAT_TEMPLATE', 'TOKEN_COLUMNS', 'FINET
 # %% ../nbs/09_causal_lm.ipynb #10409e38
 import math
 import re
+import warnings
 from pathlib import Path
 
 # %% ../nbs/09_causal_lm.ipynb #89680c9b
@@ -346,8 +347,10 @@ def apply_lora(model, r: int = 16, alpha: int = 32, dropout: float = 0.05, targe
     "`model` with LoRA adapters (peft) on `target_modules`; prints how many parameters train."
     from peft import LoraConfig, get_peft_model
     targets = lora_targets(model, target_modules)
-    model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
-                                             task_type="CAUSAL_LM"))
+    with warnings.catch_warnings():  # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing`: not ours to change
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+                                                 task_type="CAUSAL_LM"))
     total, trainable = count_parameters(model)
     print(f"LoRA r={r}, alpha={alpha}, dropout={dropout} on {targets if isinstance(targets, str) else ', '.join(targets)}: "
           f"{trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%)")

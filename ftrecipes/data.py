@@ -14,6 +14,7 @@ __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'TEXT_SUFFIXES', 
 # %% ../nbs/01_data.ipynb #e8731bfe
 import csv
 import json
+import logging
 import math
 import os
 import random
@@ -183,6 +184,10 @@ def diagnose_file(path: Path):
                 raise DataError(f"{path}, line {n}: a JSON {type(row).__name__}, not an object of column -> value.")
 
 def _load_local(source, builder, **kw):
+    # a datasets builder logs a file it cannot parse, then raises: the DataError below says it once, with the line to fix
+    builders = logging.getLogger("datasets.packaged_modules")
+    level = builders.level
+    builders.setLevel(logging.CRITICAL)
     try: return load_dataset(builder, **kw)
     except Exception as e:
         files = kw.get("data_files") or {}
@@ -191,6 +196,7 @@ def _load_local(source, builder, **kw):
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise DataError(f"{source}: could not be read as {builder} ({type(e).__name__}: {msg}). Check the file's "
                         "format: one header row, one example per row, the same columns in every row.") from e
+    finally: builders.setLevel(level)
 
 def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
               config: str = None,  # Hub dataset configuration (e.g. 'sst2' for GLUE); ignored for local data
