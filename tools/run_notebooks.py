@@ -9,6 +9,7 @@ what it used and ends with a provenance line). A recipe runs in a temporary fold
 yours; its results summary (no machine paths) is written to `nbs/results/TASK.json`, where the home page's table
 reads it. Outputs are written back only when every cell ran and the sources are unchanged; paths of this machine
 in the outputs (the Python installation, the temporary folders, the home folder) are replaced by placeholders.
+Library progress bars and transformers' informational logs are switched off in the kernels (QUIET_LIBRARIES).
 `nbdev-clean` runs at the end, as for any commit.
 """
 import argparse
@@ -54,6 +55,17 @@ def scrub(text: str, pairs: list) -> str:
     for path, placeholder in pairs:  # a whole path only: /tmp, not the start of /tmpab12
         text = re.sub(re.escape(path) + r"(?![\w.-])", lambda m: placeholder, text)
     return text
+
+
+# What the stored outputs leave out, as the recipes' quiet_libraries does in a session: progress bars (a Jupyter
+# progress widget is stored without its state, so a page shows it frozen at 0%) and transformers' informational logs
+# (the load report listing a new head's weights as MISSING). Warnings from our own calls are fixed at their source; the
+# Trainer's progress table stays (make_training_args asks for it), and so does anything a cell prints.
+QUIET_LIBRARIES = {
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # datasets: map, filter, "Resolving data files"
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # huggingface_hub's bars, which transformers' "Loading weights" bar follows
+    "TRANSFORMERS_VERBOSITY": "error",  # the load report is logged as a warning
+}
 
 
 # The kernel's own start-up log lands in the first cell's stderr: it is about this kernel, not the notebook.
@@ -135,8 +147,9 @@ def main(argv=None) -> int:
     missing = [n for n in names if not (NBS/f"{n}.ipynb").exists()]
     if missing: ap.error(f"no such notebook in nbs/: {', '.join(missing)}")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    # every kernel inherits these: the threads each notebook may use, and where the recipes are
-    os.environ.update({v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}, FTRECIPES_NBS=str(NBS))
+    # every kernel inherits these: the threads each notebook may use, where the recipes are, and quiet libraries
+    os.environ.update({v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}, FTRECIPES_NBS=str(NBS),
+                      **QUIET_LIBRARIES)
     last = ["index"] if "index" in names else []
     failed = []
     # processes, not threads: papermill's `cwd` changes the working directory of the whole process
