@@ -3,7 +3,8 @@
 Starts JupyterLab on loopback with a random token over the repository's nbs/ folder, with its own config, runtime,
 settings and workspace folders (the user's ~/.jupyter is neither read nor written) and with everything that would reach
 the internet switched off. Headless Chromium then opens nbs/10_sentiment.ipynb and checks that the notebook panel shows
-all of its cells, that its title is rendered as an h1, that every code cell with stored outputs shows them (images
+all of its cells, that its first cell is the title rendered as an h1, that the notebook has no unsaved changes once
+open, that every code cell with stored outputs shows them (images
 included), that no dialog pops up, that no kernel is started, that nothing is written back to the notebook, and that the
 browser console stays free of errors. A screenshot goes to test-artifacts/jupyterlab_10_sentiment.png. Finally the
 server is stopped and its log must hold no error lines."""
@@ -29,8 +30,8 @@ SETTINGS = {
     # Lab 4 virtualises long notebooks and attaches only the cells near the viewport: attach them all, so that the test
     # can see every cell and every output.
     "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
-    # Never write to the repository's notebook. Opened without a kernel, Lab adds `"language_info": {"name": ""}` to the
-    # metadata of a notebook that stores none (10_sentiment does not), so the tab turns dirty and autosave would save it.
+    # Never write to the repository's notebook, whatever the test finds (a notebook that Lab changes on opening, such as one
+    # without `language_info` in its metadata, would otherwise be saved by autosave).
     "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
     # Without this Lab 4 shows a toast asking whether to fetch Jupyter news (a request to jupyterlab.github.io);
     # "false" is "Never". The server side is switched off too (news_url, check_for_updates_class below).
@@ -138,7 +139,8 @@ def check_page(page, port: int, token: str, n_cells: int, code_with_outputs: lis
     page.wait_for_function(f"document.querySelectorAll('.jp-NotebookPanel .jp-Cell').length >= {n_cells}",
                            timeout=20_000)
     assert panel.locator(".jp-Cell").count() == n_cells
-    h1 = panel.locator(".jp-MarkdownCell .jp-RenderedMarkdown h1").first
+    # The title is the first thing a reader sees: the first cell, not a raw front-matter cell.
+    h1 = panel.locator(".jp-Cell").first.locator(".jp-RenderedMarkdown h1").first
     h1.wait_for(state="visible", timeout=10_000)
     assert h1.inner_text().strip().rstrip("¶").strip() == TITLE
     if code_with_outputs:
@@ -162,6 +164,10 @@ def check_page(page, port: int, token: str, n_cells: int, code_with_outputs: lis
     assert page.locator(".jp-Dialog").count() == 0, page.locator(".jp-Dialog").first.inner_text()
     assert page.locator(".jp-NotebookPanel .jp-Toolbar-kernelName").inner_text().strip() == "No Kernel"
     assert api(port, token, "api/kernels") == []
+    # Opening changed nothing: Lab marks the tab dirty when its model differs from the file as loaded.
+    page.wait_for_timeout(1000)
+    dirty = page.locator(".lm-TabBar-tab.jp-mod-dirty")
+    assert dirty.count() == 0, f"unsaved changes right after opening: {dirty.first.inner_text()}"
 
 
 def test_sentiment_notebook_renders_in_jupyterlab(tmp_path):
@@ -200,3 +206,28 @@ def test_sentiment_notebook_renders_in_jupyterlab(tmp_path):
     log_text = log_path.read_text(errors="replace")
     bad = [line for line in log_text.splitlines() if ERROR_LINE.search(line)]
     assert not bad, "errors in the JupyterLab log:\n" + log_text
+
+
+def first_cells():
+    "(notebook, its first cell) for every notebook in nbs/."
+    return [(p.name, json.loads(p.read_text())["cells"][0]) for p in sorted((ROOT/"nbs").glob("*.ipynb"))]
+
+
+@pytest.mark.parametrize("nb,cell", first_cells(), ids=lambda x: x if isinstance(x, str) else "")
+def test_notebook_opens_on_its_title(nb, cell):
+    "The first cell of every notebook is its `# Title` markdown (nbdev reads the page title there), not front matter."
+    assert cell["cell_type"] == "markdown" and "".join(cell["source"]).startswith("# "), \
+        f"{nb} opens on a {cell['cell_type']} cell: {''.join(cell['source'])[:60]!r}"
+
+
+def test_notebooks_store_what_jupyterlab_would_add():
+    """Each notebook stores `language_info` (JupyterLab adds `{"name": ""}` to one without it as it opens it, so the tab
+    shows unsaved changes at once), and the recipes carry nbdev's `skip_exec` in their metadata, where nbdev-test reads
+    it (papermill runs them, with their smoke preset), instead of a raw front-matter cell above the title."""
+    from fastcore.nbio import nb_frontmatter, read_nb
+    for path in sorted((ROOT/"nbs").glob("*.ipynb")):
+        meta = json.loads(path.read_text())["metadata"]
+        assert meta.get("language_info", {}).get("name") == "python", f"{path.name}: no language_info"
+        recipe = re.match(r"^(1\d|20)_", path.name) is not None
+        assert bool(nb_frontmatter(read_nb(path)).get("skip_exec")) == recipe, \
+            f"{path.name}: nbdev-test would {'run' if recipe else 'skip'} it"

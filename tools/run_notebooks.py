@@ -71,9 +71,17 @@ QUIET_LIBRARIES = {
 # The kernel's own start-up log lands in the first cell's stderr: it is about this kernel, not the notebook.
 KERNEL_LOG = re.compile(r"^\[IPKernelApp\] WARNING \|.*\n?", re.M)
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
 def tidy(nb):
     "Drop what papermill adds that is not the notebook's: run metadata, empty tags, outputs on markdown and raw cells."
     nb.metadata.pop("papermill", None)
+    # the kernel's language_info names this machine's Python version; JupyterLab needs only the name (without one it adds
+    # `{"name": ""}` as it opens the notebook, which then shows unsaved changes)
+    nb.metadata["language_info"] = {"name": nb.metadata.get("language_info", {}).get("name") or "python"}
+    # widget state kept from an earlier run, when this run displayed no widget
+    if not any(WIDGET in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", [])):
+        nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         if not cell.metadata.get("tags", True): del cell.metadata["tags"]
