@@ -4,7 +4,10 @@ carry real outputs with their provenance, the Colab badge and install cell, and 
 The browser test serves `_docs/` over HTTP on loopback and opens every page: no console errors and no failed request,
 its title shown, every image (plots, badges) actually decoded with a non-zero size, every internal link and anchor
 resolving, and a Colab badge pointing at the page's own notebook on each recipe page. Screenshots of the home page and
-the sentiment recipe go to test-artifacts/."""
+the sentiment recipe go to test-artifacts/. The reading tests check what a reader relies on: code and tables that fit
+their column at 1280 and 390 px, the search box finding a recipe, the title in a phone's first screen with the sidebar
+behind a button, the table of contents at laptop widths, copy buttons, previous/next and issue links, callouts, a
+print layout without the frame, and API signatures that read as the code."""
 import functools
 import importlib.util
 import http.server
@@ -174,8 +177,9 @@ def site():
     proc = subprocess.run([sys.executable, "tools/build_site.py"], cwd=ROOT, capture_output=True, text=True,
                           env=subprocess_env(threads=1))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DOCS))
-    handler.log_message = lambda *a: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass  # one line per request would bury a failure's own output
+    handler = functools.partial(Quiet, directory=str(DOCS))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -235,3 +239,145 @@ def test_readme_has_a_colab_badge_per_recipe():
     readme = (ROOT/"README.md").read_text()
     missing = [nb for nb in RECIPES if f"]({COLAB}/blob/main/nbs/{nb})" not in readme]
     assert not missing, f"README: no Colab badge for {missing}"
+
+
+# ---- reading the site: code and tables fit, search, a phone, copy buttons, navigation --------------------------------
+
+FIT_JS = """() => {
+  // code blocks that scroll sideways or stick out of their column; tables wider than their column with no scrolling
+  // box of their own inside it; and the page itself wider than the window
+  const problems = [];
+  const column = el => (el.closest('.jp-Cell') || el.closest('main')).getBoundingClientRect();
+  const name = el => el.tagName.toLowerCase() + ' "' + el.innerText.slice(0, 50).replace(/\\s+/g, ' ') + '"';
+  for (const pre of document.querySelectorAll('main pre')) {
+    if (!pre.getClientRects().length) continue;
+    const r = pre.getBoundingClientRect(), c = column(pre);
+    if (pre.scrollWidth > pre.clientWidth + 1) problems.push(`${name(pre)}: ${pre.scrollWidth} px of code in ${pre.clientWidth} px`);
+    else if (r.right > c.right + 1) problems.push(`${name(pre)}: ends at ${r.right | 0} px, its column at ${c.right | 0} px`);
+  }
+  for (const table of document.querySelectorAll('main table')) {
+    const r = table.getBoundingClientRect(), c = column(table);
+    if (r.right <= c.right + 1) continue;
+    let box = table.parentElement;
+    while (box && box.tagName !== 'MAIN' && !['auto', 'scroll'].includes(getComputedStyle(box).overflowX)) box = box.parentElement;
+    const b = box && box.tagName !== 'MAIN' ? box.getBoundingClientRect() : null;
+    if (!b || b.right > c.right + 1 || box.scrollWidth < table.scrollWidth)
+      problems.push(`${name(table)}: ${r.width | 0} px wide in a ${c.width | 0} px column, no scrolling box inside it`);
+  }
+  const page = document.scrollingElement.scrollWidth;
+  if (page > window.innerWidth + 1) problems.push(`the page is ${page} px wide in a ${window.innerWidth} px window`);
+  return problems;
+}"""
+
+
+def test_code_and_tables_fit_their_column(site):
+    "At 1280 and 390 px: code wraps in its column, a table fits or scrolls in a box of its own, the page never scrolls sideways; the home page's tables fit at 1280 px."
+    problems = []
+    with browser() as b:
+        for width in (1280, 390):
+            page = b.new_page(viewport={"width": width, "height": 900})
+            for nb, file in page_names().items():
+                page.goto(urljoin(site, file), wait_until="load")
+                problems += [f"{file} at {width} px: {p}" for p in page.evaluate(FIT_JS)]
+                if file == "index.html" and width == 1280:
+                    for w, col in page.eval_on_selector_all("main table", "els => els.map(t => [t.getBoundingClientRect().width, "
+                                                            "t.closest('.jp-Cell').getBoundingClientRect().width])"):
+                        if w > col: problems.append(f"index.html at 1280 px: a table {w:.0f} px wide in a {col:.0f} px column")
+            page.close()
+    assert not problems, "\n".join(problems[:40])
+
+
+def test_search_finds_a_recipe_page(site):
+    "The search box (Pagefind's index, built with the site) finds the sentiment recipe by a word on its page."
+    term = "VADER"
+    assert any(term in c.source for c in notebook("10_sentiment.ipynb").cells), f"the sentiment notebook no longer says {term}"
+    with browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(urljoin(site, "index.html"), wait_until="load")
+        page.fill("#search input", term)
+        page.wait_for_selector("#search .pagefind-ui__result-link", timeout=15000)
+        hits = page.eval_on_selector_all("#search .pagefind-ui__result-link", "els => els.map(e => e.getAttribute('href'))")
+        assert not errors, errors
+        assert any(urlparse(h).path.rsplit("/", 1)[-1] == "sentiment.html" for h in hits), hits
+        screenshot(page, "site_search.png")
+
+
+def test_phone_and_laptop_layout(site):
+    "At 390 px the title is in the first screen and the sidebar opens from a button; at 1024 and 1280 px the table of contents shows."
+    with browser() as b:
+        page = b.new_page(viewport={"width": 390, "height": 800})
+        for file in ("index.html", "sentiment.html", "image_classification.html"):
+            page.goto(urljoin(site, file), wait_until="load")
+            top = page.eval_on_selector("h1.page-title", "e => e.getBoundingClientRect().top")
+            assert top < 700, f"{file} at 390 px: the title starts {top:.0f} px down"
+        assert not page.is_visible(".sidebar a.active"), "the sidebar is open on a phone before anyone asked"
+        page.click(".nav-toggle")
+        assert page.is_visible(".sidebar a.active"), "the menu button does not open the sidebar"
+        screenshot(page, "site_phone_menu.png")
+        for width in (1024, 1280):
+            page = b.new_page(viewport={"width": width, "height": 800})
+            page.goto(urljoin(site, "sentiment.html"), wait_until="load")
+            assert page.is_visible(".toc a"), f"no table of contents at {width} px"
+            page.emulate_media(media="print")
+            assert not page.is_visible(".sidebar") and not page.is_visible("#search"), "the sidebar or search would print"
+
+
+def test_copy_button_copies_the_code(site):
+    "The copy button of a code cell puts exactly that cell's code on the clipboard."
+    with browser() as b:
+        context = b.new_context(viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.goto(urljoin(site, "sentiment.html"), wait_until="load")
+        blocks = page.query_selector_all("main .jp-InputArea-editor .has-copy")
+        assert len(blocks) > 5, f"{len(blocks)} code blocks with a copy button"
+        block = blocks[3]
+        code = block.eval_on_selector("pre", "e => e.innerText.replace(/\\n$/, '')")
+        button = block.query_selector(".copy-button")
+        block.hover()
+        button.click()
+        page.wait_for_function("b => b.textContent === 'Copied'", arg=button, timeout=5000)
+        assert page.evaluate("() => navigator.clipboard.readText()") == code
+
+
+def test_previous_next_and_issue_links(site):
+    "Each page links the previous and next page in the sidebar's order, and the repository's issues."
+    sys.path.insert(0, str(ROOT/"tools"))
+    from build_site import sidebar_entries
+    names = page_names()
+    order = [names[nb] for _, nbs in sidebar_entries(names) for nb in nbs]
+    with browser() as b:
+        page = b.new_page()
+        for i, file in enumerate(order):
+            page.goto(urljoin(site, file), wait_until="load")
+            prev = page.eval_on_selector_all("a[rel=prev]", "els => els.map(e => e.getAttribute('href'))")
+            nxt = page.eval_on_selector_all("a[rel=next]", "els => els.map(e => e.getAttribute('href'))")
+            assert prev == order[i - 1:i], (file, prev)
+            assert nxt == order[i + 1:i + 2], (file, nxt)
+            assert page.get_attribute("a.report-issue", "href") == f"{REPO_URL}/issues", file
+
+
+def test_callouts_become_boxes():
+    "GitHub's `> [!NOTE]` and Quarto's `:::{.callout-warning}` render as styled boxes; an ordinary quote stays a quote."
+    from nbconvert.filters.markdown import markdown2html
+    sys.path.insert(0, str(ROOT/"tools"))
+    from build_site import callouts, quarto_callouts
+    md = "> [!NOTE]\n> Runs **offline**.\n\n:::{.callout-warning}\nNeeds a GPU.\n:::\n\n> Just a quote."
+    out = callouts(markdown2html(quarto_callouts(md)))
+    assert re.search(r'<div class="callout callout-note"[^>]*><p class="callout-title">Note</p><p>\s*Runs <strong>offline</strong>', out), out
+    assert re.search(r'class="callout callout-warning".*Needs a GPU', out, re.S), out
+    assert "<blockquote>" in out and "Just a quote" in out and "[!" not in out and ":::" not in out, out
+
+
+def test_api_reference_reads_as_the_code(site):
+    "Signatures show `class` for a class and types without `__main__.`; subtitles render `code` instead of backticks."
+    training, cli = (DOCS/"training.html").read_text(), (DOCS/"cli.html").read_text()
+    assert "__main__" not in re.sub(r"<[^>]+>", "", training), "a signature shows __main__."
+    sig = re.search(r'<h3 id="trainconfig">.*?<pre>(.*?)</pre>', training, re.S)[1]
+    assert re.sub(r"<[^>]+>", "", sig).startswith("class TrainConfig("), sig[:200]
+    sig = re.search(r'<h3 id="training_arguments">.*?<pre>(.*?)</pre>', training, re.S)[1]
+    assert re.sub(r"<[^>]+>", "", sig).startswith("def training_arguments("), sig[:200]
+    for html_text in (training, cli):
+        desc = re.search(r'<p class="page-description">(.*?)</p>', html_text, re.S)[1]
+        assert "`" not in desc and "<code>" in desc, desc

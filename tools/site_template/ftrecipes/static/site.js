@@ -1,0 +1,45 @@
+// The site's behaviour: search (Pagefind's UI over its static index), the sidebar button on a phone, the table of
+// contents folded on a phone, and a copy button on every code block. No library, nothing from the network.
+(function () {
+  "use strict";
+  const phone = window.matchMedia("(max-width: 800px)");
+
+  // search: Pagefind's index lies in pagefind/ next to the pages
+  if (window.PagefindUI && document.getElementById("search")) {
+    new PagefindUI({ element: "#search", showSubResults: true, showImages: false, resetStyles: false });
+  }
+
+  // the sidebar: hidden behind the header's button on a phone
+  const toggle = document.querySelector(".nav-toggle");
+  if (toggle) toggle.addEventListener("click", function () {
+    const open = document.body.classList.toggle("nav-open");
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+
+  // the table of contents: folded on a phone, where it sits above the content
+  const toc = document.querySelector(".toc details");
+  if (toc && phone.matches) toc.open = false;
+
+  // copy buttons: the code as written (soft-wrapped lines are copied as one line)
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    const area = document.createElement("textarea");
+    area.value = text; area.setAttribute("readonly", ""); area.style.position = "fixed"; area.style.opacity = "0";
+    document.body.appendChild(area); area.select();
+    try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
+    return Promise.resolve();
+  }
+  document.querySelectorAll("main .jp-InputArea-editor pre, main .jp-RenderedMarkdown pre").forEach(function (pre) {
+    const box = pre.parentElement;
+    box.classList.add("has-copy");
+    const button = document.createElement("button");
+    button.type = "button"; button.className = "copy-button"; button.textContent = "Copy";
+    button.setAttribute("aria-label", "Copy the code");
+    button.addEventListener("click", function () {
+      copyText(pre.innerText.replace(/\n$/, "")).then(function () {
+        button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy"; }, 1500);
+      }, function () { button.textContent = "Select and copy"; });
+    });
+    box.appendChild(button);
+  });
+})();
