@@ -252,6 +252,7 @@ def build(out_dir: Path = ROOT/"_docs", n_workers: int = 2) -> list:
                     source_url=f"{repo_url}/blob/{cfg.get('branch', 'main')}/{NBS.name}/{name}" if repo_url else "")
         body, _ = exporter.from_notebook_node(nb, resources=dict(site=site))
         body = wrap_tables(callouts(lowercase_anchors(body)))
+        body = body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')  # no ¶ in results
         body = body.replace("<!--TOC-->", toc_html(body))
         (out_dir/p["page"]).write_text(body, encoding="utf-8")
         written.append(out_dir/p["page"])

@@ -5,7 +5,11 @@
   const phone = window.matchMedia("(max-width: 800px)");
 
   // search: Pagefind's index lies in pagefind/ next to the pages
-  if (window.PagefindUI && document.getElementById("search")) {
+  const search = document.getElementById("search");
+  if (search && location.protocol === "file:") {
+    // the browser does not let a page opened as a file read the index: serve the folder (python -m http.server)
+    search.innerHTML = '<span class="search-offline">Search works when the site is served: python -m http.server -d _docs</span>';
+  } else if (window.PagefindUI && search) {
     new PagefindUI({ element: "#search", showSubResults: true, showImages: false, resetStyles: false });
   }
 
