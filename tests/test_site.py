@@ -11,6 +11,7 @@ print layout without the frame, and API signatures that read as the code."""
 import functools
 import importlib.util
 import http.server
+import io
 import json
 import re
 import subprocess
@@ -24,6 +25,7 @@ from urllib.parse import urljoin, urlparse
 import nbformat
 import pytest
 import yaml
+from PIL import Image
 
 from browser import browser, screenshot
 from conftest import NBS, ROOT, subprocess_env
@@ -381,3 +383,15 @@ def test_api_reference_reads_as_the_code(site):
     for html_text in (training, cli):
         desc = re.search(r'<p class="page-description">(.*?)</p>', html_text, re.S)[1]
         assert "`" not in desc and "<code>" in desc, desc
+
+
+def test_dark_mode_follows_the_system(site):
+    "With the system in dark mode the page turns dark (its background computes dark) and plots keep their colours."
+    with browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+        page.goto(urljoin(site, "sentiment.html"), wait_until="load")
+        # the page is inverted as a whole: read the colour the reader sees from a screenshot of the empty margin
+        shot = Image.open(io.BytesIO(page.screenshot(clip={"x": 1260, "y": 700, "width": 10, "height": 10}))).convert("L")
+        assert shot.getextrema()[1] < 80, f"the page stays light in dark mode (brightness {shot.getextrema()[1]})"
+        img = page.eval_on_selector(".jp-OutputArea-output img", "e => getComputedStyle(e).filter")
+        assert "invert" in img, f"plots are not turned back: {img}"
