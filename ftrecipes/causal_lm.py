@@ -14,6 +14,7 @@ __all__ = ['ROLES', 'CHAT_SHAPE', 'PLAIN_CHAT_TEMPLATE', 'TOKEN_COLUMNS', 'FINET
            'stream_reply', 'answer_scores', 'merged_model', 'save_adapter']
 
 # %% ../nbs/09_causal_lm.ipynb #10409e38
+import contextlib
 import math
 import re
 import warnings
@@ -343,12 +344,18 @@ def lora_targets(model, target_modules: str) -> object:
                          f"Its linear layers: {', '.join(known)}. Name some of these, comma-separated, or use 'all-linear'.")
     return wanted
 
+@contextlib.contextmanager
+def _peft_quietly():
+    "Wrap a model with peft without the FutureWarning it triggers (peft 0.21 reads transformers' deprecated `is_gradient_checkpointing`)."
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
 def apply_lora(model, r: int = 16, alpha: int = 32, dropout: float = 0.05, target_modules: str = "all-linear"):
     "`model` with LoRA adapters (peft) on `target_modules`; prints how many parameters train."
     from peft import LoraConfig, get_peft_model
     targets = lora_targets(model, target_modules)
-    with warnings.catch_warnings():  # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing`: not ours to change
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    with _peft_quietly():
         model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
                                                  task_type="CAUSAL_LM"))
     total, trainable = count_parameters(model)
@@ -464,7 +471,7 @@ def merged_model(model, base_path: str, adapter_dir, finetuning: str, trust_remo
     if finetuning == "full": return model
     from peft import PeftModel
     base = safe_from_pretrained(AutoModelForCausalLM, base_path, trust_remote_code=trust_remote_code, dtype="auto")
-    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    with _peft_quietly(): return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
 
 def save_adapter(model, tokenizer, out_dir) -> Path:
     "Save the LoRA adapter (and the tokenizer with its chat template) to `out_dir/adapter`."
