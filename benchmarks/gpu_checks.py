@@ -178,7 +178,7 @@ def preflight(small: bool):
 
 def e2e_worker(tasks: list, work: Path, out: Path, compile: list):
     "Each recipe's smoke preset in this process, on whatever device there is; one entry per task in `out`."
-    from ftrecipes.recipes import run_recipe
+    from ftrecipes.runner import run_recipe
     done = {}
     for task in tasks:
         if task in compile: os.environ["FTRECIPES_COMPILE"] = "1"

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent/"tests"))
 from test_quality import QUALITY_PARAMS  # noqa: E402  (one definition of the recipe's quality setup)
-from ftrecipes.recipes import cli_args  # noqa: E402
+from ftrecipes.parameters import cli_args  # noqa: E402
 
 data = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent.parent/"shared"/"data"/"sentiment"/"movie_snippets.tsv")
 env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}

@@ -28,6 +28,7 @@ from .data import DataError, source_kind, texts, drop_empty_texts
 from .environment import PRECISIONS, training_precision  # re-exported: the recipe imports them from here
 from .models import ModelError, count_parameters, safe_from_pretrained
 from .metrics import load_metric
+from .seq2seq import RougeMetrics
 
 # %% ../nbs/09_causal_lm.ipynb #66d36097
 def ensure_pad_token(tokenizer, model=None) -> str:
@@ -460,7 +461,7 @@ def _normalise(t: str) -> str: return " ".join(t.casefold().split())
 def answer_scores(outputs: list, references: list) -> dict:
     "Exact match and ROUGE-L (percent) of generated answers against references, the share that stopped, and their mean length."
     texts = [o["text"] for o in outputs]
-    rouge = load_metric("rouge").compute(predictions=texts, references=references)
+    rouge = load_metric(RougeMetrics).compute(predictions=texts, references=references)
     return dict(exact_match=100 * sum(_normalise(a) == _normalise(b) for a, b in zip(texts, references)) / len(texts),
                 rougeL=rouge["rougeL"], stopped=100 * sum(o["stopped"] for o in outputs) / len(outputs),
                 new_tokens=sum(o["new_tokens"] for o in outputs) / len(outputs))

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 # %% ../nbs/07_cli.ipynb #fc2b802c
-from .recipes import recipes, recipe_parameters, parse_param, run_recipe, RecipeError, RunInterrupted
+from .recipes import recipes, recipe_parameters
+from .runner import run_recipe, RecipeError, RunInterrupted
+from .parameters import parse_param
 
 # %% ../nbs/07_cli.ipynb #cc19556a
 def _format_metrics(results: dict) -> str:
@@ -31,7 +33,7 @@ def list_recipes() -> str:
     for task in recipes():
         out.append(task)
         for k, v in recipe_parameters(task).items():
-            out.append(f"  {k:<24} {v['default']:<34} {v['help']}")
+            out.append(f"  {k:<24} {v['default']!r:<34} {v['help']}")
     return "\n".join(out)
 
 # %% ../nbs/07_cli.ipynb #4fece460

@@ -58,31 +58,32 @@ class ClassificationMetrics(evaluate.Metric):
         return out
 
 # %% ../nbs/04_metrics.ipynb #3793d6fb
-METRICS = {"accuracy": "ftrecipes.metrics:Accuracy", "classification": "ftrecipes.metrics:ClassificationMetrics",
-           "squad": "ftrecipes.question_answering:SquadMetrics", "entities": "ftrecipes.ner:EntityMetrics",
-           "rouge": "ftrecipes.seq2seq:RougeMetrics", "sacrebleu": "ftrecipes.seq2seq:SacreBleuMetrics"}
+METRICS = {"accuracy": Accuracy, "classification": ClassificationMetrics}  # this module's metrics, by name
 
-def metric_module_path(name: str) -> Path:
-    "The folder of the local evaluate module for metric `name` (written on first use)."
-    if name not in METRICS: raise ValueError(f"Unknown metric {name!r}; ftrecipes ships {', '.join(METRICS)}.")
+def metric_module_path(metric) -> Path:
+    "The folder of the local evaluate module for `metric` (an `evaluate.Metric` class, or a name in `METRICS`), written on first use."
+    cls = METRICS.get(metric) if isinstance(metric, str) else metric
+    if not (isinstance(cls, type) and issubclass(cls, evaluate.Metric)):
+        raise ValueError(f"Unknown metric {metric!r}: pass an evaluate.Metric class, or one of {', '.join(METRICS)}.")
+    name = metric if isinstance(metric, str) else cls.__name__.lower()
     folder = cache_dir()/"metric_modules"/name
     script = folder/f"{name}.py"
-    module, cls = METRICS[name].split(":")
-    text = f'"ftrecipes\' {name} metric as a local evaluate module."\nfrom {module} import {cls}\n'
+    text = f'"ftrecipes\' {name} metric as a local evaluate module."\nfrom {cls.__module__} import {cls.__name__}\n'
     if not script.exists() or script.read_text() != text:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder/f".{name}.{os.getpid()}.tmp"
         tmp.write_text(text); tmp.replace(script)
     return folder
 
-def load_metric(name: str, **kwargs):
-    "Load ftrecipes' metric `name` with `evaluate.load`, offline."
-    return evaluate.load(str(metric_module_path(name)), **kwargs)
+def load_metric(metric, **kwargs):
+    "Load `metric` (an `evaluate.Metric` class, or a name in `METRICS`) with `evaluate.load`, offline."
+    return evaluate.load(str(metric_module_path(metric)), **kwargs)
+
 
 # %% ../nbs/04_metrics.ipynb #30335a22
-def trainer_compute_metrics(metric_name: str, metric_inputs, leave_out=()):
+def trainer_compute_metrics(metric, metric_inputs, leave_out=()):
     "A Trainer `compute_metrics`: `metric_inputs(logits, labels)` gives the metric's arguments; keys in `leave_out` are not logged."
-    metric = load_metric(metric_name)
+    metric = load_metric(metric)
     def compute_metrics(eval_pred):
         logits, labels = eval_pred
         logits = logits[0] if isinstance(logits, tuple) else logits

@@ -196,8 +196,8 @@ def decode_generated(tokenizer, token_ids) -> list:
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 def seq2seq_scores(metric, tokenizer, predictions: list, references: list, generated_ids=None) -> dict:
-    "`metric` (a loaded module or its name) on texts, plus the mean generated length in tokens."
-    metric = load_metric(metric) if isinstance(metric, str) else metric
+    "`metric` (a loaded module, or what `load_metric` takes) on texts, plus the mean generated length in tokens."
+    metric = metric if isinstance(metric, evaluate.EvaluationModule) else load_metric(metric)
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references: pass the reference texts "
                          "of the split that was evaluated, in its row order.")
@@ -207,9 +207,9 @@ def seq2seq_scores(metric, tokenizer, predictions: list, references: list, gener
         res["gen_len"] = float(np.mean(np.sum((ids != tokenizer.pad_token_id) & (ids >= 0), axis=-1)))
     return res
 
-def seq2seq_compute_metrics(tokenizer, metric_name: str, references: list = None):
+def seq2seq_compute_metrics(tokenizer, metric, references: list = None):
     "A `compute_metrics` for `Seq2SeqTrainer` with `predict_with_generate`: the metric on decoded text against `references` (None: the decoded labels)."
-    metric = load_metric(metric_name)  # once, not at every evaluation
+    metric = load_metric(metric)  # once, not at every evaluation
     def compute_metrics(eval_pred):
         preds, labels = eval_pred
         preds = preds[0] if isinstance(preds, tuple) else preds
@@ -217,16 +217,16 @@ def seq2seq_compute_metrics(tokenizer, metric_name: str, references: list = None
         return seq2seq_scores(metric, tokenizer, decode_generated(tokenizer, preds), refs, preds)
     return compute_metrics
 
-def make_seq2seq_trainer(model, cfg, output_dir, train_dataset, eval_dataset, tokenizer, metric_name: str,
+def make_seq2seq_trainer(model, cfg, output_dir, train_dataset, eval_dataset, tokenizer, metric,
                          generation: GenerationConfig, precision: str = "fp32", device: str = "cpu", eval_references: list = None):
-    "A Seq2SeqTrainer for `cfg` that generates with `generation` to score every epoch with `metric_name` against `eval_references`."
+    "A Seq2SeqTrainer for `cfg` that generates with `generation` to score every epoch with `metric` against `eval_references`."
     return make_trainer(model, cfg, output_dir, train_dataset, eval_dataset, processing_class=tokenizer,
                         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-                        compute_metrics=seq2seq_compute_metrics(tokenizer, metric_name, eval_references), precision=precision,
+                        compute_metrics=seq2seq_compute_metrics(tokenizer, metric, eval_references), precision=precision,
                         device=device, trainer_class=OrderedSeq2SeqTrainer, args_class=Seq2SeqTrainingArguments,
                         predict_with_generate=True, generation_config=generation)
 
-def evaluate_seq2seq(trainer, tokenized_split, tokenizer, metric_name: str, references: list = None) -> tuple:
+def evaluate_seq2seq(trainer, tokenized_split, tokenizer, metric, references: list = None) -> tuple:
     "Generate for a tokenized split and score it against `references`, its target texts whole: (metrics, generated texts in row order)."
     scorer, trainer.compute_metrics = trainer.compute_metrics, None  # it scores the validation split; this one is scored below
     try: out = trainer.predict(tokenized_split)
@@ -234,7 +234,7 @@ def evaluate_seq2seq(trainer, tokenized_split, tokenizer, metric_name: str, refe
     preds = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
     texts = decode_generated(tokenizer, preds)
     refs = decode_generated(tokenizer, out.label_ids) if references is None else list(references)
-    metrics = seq2seq_scores(metric_name, tokenizer, texts, refs, preds)
+    metrics = seq2seq_scores(metric, tokenizer, texts, refs, preds)
     metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
     return metrics, texts
 

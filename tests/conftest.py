@@ -12,6 +12,8 @@ for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "TRA
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/"nbs"
+# the recipe notebooks, as the registry finds them (the modules that declare a RECIPE), in notebook order
+RECIPE_NOTEBOOKS = [p.name for p in __import__("ftrecipes.recipes", fromlist=["recipes"]).recipes().values()]
 SHARED_DATA = ROOT.parent/"shared"/"data"
 
 

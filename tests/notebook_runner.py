@@ -3,7 +3,7 @@
 A notebook under papermill starts a kernel and imports torch, transformers and datasets (5-8 s of the 2 cores) before its
 first line of work; across the 19 notebooks that was most of the suite. Here each of two worker processes (one thread
 each, so two share the two cores) pays the imports once and then runs notebook after notebook, each in a fresh IPython
-shell inside the worker (`ftrecipes.recipes.execute_in_process`, on execnb, the executor nbdev uses), with papermill's
+shell inside the worker (`ftrecipes.runner.execute_in_process`, on execnb, the executor nbdev uses), with papermill's
 rules: parameters injected after the `parameters` cell, `skip-execution` cells skipped, the notebook folder as the
 working directory. `ftrecipes run`, the resume test and the quality tier still run notebooks through papermill."""
 import os
@@ -23,7 +23,7 @@ def warm_up():
     import matplotlib.pyplot  # noqa: F401
     import datasets, evaluate, transformers  # noqa: F401
     from transformers import Trainer  # noqa: F401  (the slow one: accelerate, the trainer machinery)
-    import ftrecipes.training, ftrecipes.metrics, ftrecipes.data, ftrecipes.saving, ftrecipes.recipes  # noqa: F401
+    import ftrecipes.training, ftrecipes.metrics, ftrecipes.data, ftrecipes.saving, ftrecipes.recipes, ftrecipes.runner  # noqa: F401
 
 
 def _error_outputs(executed) -> str:
@@ -37,7 +37,7 @@ def _error_outputs(executed) -> str:
 
 def execute(nb_path, executed, params=None) -> dict:
     "Run one notebook in this worker; never raises: the outcome, the error with its traceback, and the seconds."
-    from ftrecipes.recipes import execute_in_process
+    from ftrecipes.runner import execute_in_process
     os.chdir(os.path.dirname(nb_path))
     start = time.perf_counter()
     try:
@@ -50,7 +50,7 @@ def execute(nb_path, executed, params=None) -> dict:
 
 def run_recipe_job(task, params, output_dir, cwd=None) -> dict:
     "`ftrecipes run TASK` in this worker (`run_recipe(in_process=True)`: the same parameter checks and output folder); never raises. `error` is what the command prints after 'ftrecipes: error: ', `cli_error` whether the command reports it that way."
-    from ftrecipes.recipes import RecipeError, run_recipe
+    from ftrecipes.runner import RecipeError, run_recipe
     if cwd: os.chdir(cwd)
     start = time.perf_counter()
     try:

@@ -132,7 +132,8 @@ IN_PROCESS = r'''
 import json, sys
 from pathlib import Path
 out, tasks = Path(sys.argv[1]), sys.argv[2:]
-from ftrecipes.recipes import run_recipe, recipes
+from ftrecipes.recipes import recipes
+from ftrecipes.runner import run_recipe
 versions = {t: run_recipe(t, dict(preset="smoke"), out/t, in_process=True)["versions"] for t in tasks if t in recipes()}
 if "moses" in tasks:
     from sacremoses import MosesPunctNormalizer

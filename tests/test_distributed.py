@@ -173,7 +173,7 @@ def test_question_answering_scores_the_same_windows_under_torchrun_with_two_cpu_
 
 SEQ2SEQ_ORDER_SCRIPT = ORDER_SCRIPT_HEAD + '''
 from transformers import AutoModelForSeq2SeqLM
-from ftrecipes.seq2seq import tokenize_pairs, generation_config, make_seq2seq_trainer, evaluate_seq2seq
+from ftrecipes.seq2seq import RougeMetrics, tokenize_pairs, generation_config, make_seq2seq_trainer, evaluate_seq2seq
 model, tok = fixed_model("tiny:t5", AutoModelForSeq2SeqLM)
 rows = load_data("sample:summarization")["train"].select(range(21))
 pairs = tokenize_pairs(DatasetDict(train=rows), tok, "document", "summary", 512, 32, "summarize: ")[0]["train"]
@@ -181,8 +181,8 @@ pairs = tokenize_pairs(DatasetDict(train=rows), tok, "document", "summary", 512,
 generation = generation_config(model, max_new_tokens=6, no_repeat_ngram_size=1)
 generation.suppress_tokens = tok.all_special_ids
 trainer = make_seq2seq_trainer(model, TrainConfig(batch_size=4, eval_batch_size=4, epochs=1), str(result.parent/"out"),
-                               pairs, pairs, tok, "rouge", generation)
-metrics, texts = evaluate_seq2seq(trainer, pairs, tok, "rouge")
+                               pairs, pairs, tok, RougeMetrics, generation)
+metrics, texts = evaluate_seq2seq(trainer, pairs, tok, RougeMetrics)
 report(trainer, sampler=eval_sampler(trainer, pairs), lengths=[len(x) for x in pairs["input_ids"]],
        batch_size=trainer.args.eval_batch_size, texts=texts, rougeL=metrics["rougeL"])
 '''

@@ -139,8 +139,8 @@ def test_freeze_backbone_trains_only_the_head_for_its_epochs(tmp_path):
     from ftrecipes.environment import describe_environment
     from ftrecipes.image_classification import (backbone_parameters, image_data_config, image_trainer,
                                                 load_image_classifier, with_transforms)
-    from ftrecipes.image_classification import PUBLISHED
-    from ftrecipes.recipes import Params
+    from ftrecipes.image_classification import RECIPE
+    from ftrecipes.parameters import Params
     ds, names = encode_labels(load_data("sample:shapes"), "label")
     splits = make_splits(ds, seed=0, stratify_by="label")
     model = load_image_classifier("tiny:efficientnet", names)
@@ -148,7 +148,7 @@ def test_freeze_backbone_trains_only_the_head_for_its_epochs(tmp_path):
     data = with_transforms(splits, "image", train_tf, eval_tf)
     backbone = [q.detach().clone() for q in backbone_parameters(model)]
     head = model.timm_model.get_classifier().weight.detach().clone()
-    p = Params(PUBLISHED, learning_rate=1e-2, batch_size=16, grad_accum=1, epochs=1, freeze_backbone_epochs=1)
+    p = Params(RECIPE.published, learning_rate=1e-2, batch_size=16, grad_accum=1, epochs=1, freeze_backbone_epochs=1)
     trainer = image_trainer(model, p, tmp_path/"ckpt", data["train"], data["validation"], names,
                             describe_environment(check_hub=False, quiet=True))
     trainer.train()

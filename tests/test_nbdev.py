@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, NBS, subprocess_env, tracked_copy
+from conftest import ROOT, NBS, subprocess_env, tracked_copy, RECIPE_NOTEBOOKS
 
 
 def test_nbdev_test_runs_inline_tests():
@@ -29,7 +29,7 @@ def test_export_and_clean_change_nothing(tmp_path):
     assert not changed and not new, f"run nbdev-export and nbdev-clean, then commit: changed {changed}, new {new}"
 
 
-@pytest.mark.parametrize("nb", sorted(p.name for p in NBS.glob("1*.ipynb")))
+@pytest.mark.parametrize("nb", RECIPE_NOTEBOOKS)
 def test_recipe_has_one_parameters_cell_that_survives_clean(nb):
     cells = json.loads((NBS/nb).read_text())["cells"]
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]

@@ -10,7 +10,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from ftrecipes.data import DataError, load_data
 from ftrecipes.metrics import load_metric
 from ftrecipes.models import build_tiny_model
-from ftrecipes.ner import (align_labels_with_tokens, encode_tags, entity_spans, evaluate_ner, lookup_baseline,
+from ftrecipes.ner import (EntityMetrics, align_labels_with_tokens, encode_tags, entity_spans, evaluate_ner, lookup_baseline,
                            order_tag_names, tokenize_and_align)
 from transformers import AutoTokenizer
 from transformers.trainer_utils import PredictionOutput
@@ -56,7 +56,7 @@ def test_entity_spans_follow_conlleval(tags, spans):
 def test_entity_metrics_match_seqeval_where_installed():
     preds = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "O"], ["O", "B-MISC", "I-PER"]]
     refs = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "I-ORG", "O"], ["O", "B-MISC", "I-MISC"]]
-    res = load_metric("entities").compute(predictions=preds, references=refs)
+    res = load_metric(EntityMetrics).compute(predictions=preds, references=refs)
     # by hand: 5 predicted entities, 4 gold, 2 correct (PER, the second ORG)
     assert res["precision"] == pytest.approx(2 / 5) and res["recall"] == pytest.approx(2 / 4)
     assert res["accuracy"] == pytest.approx(8 / 10)
@@ -137,7 +137,7 @@ def test_a_sentence_longer_than_max_length_is_scored_whole():
     assert metrics["precision"] == 1.0
     assert metrics["recall"] == pytest.approx((found + 2) / gold), "entities past the cut count as missed"
     # the lookup baseline tags every word: it can be scored against the same references (lengths must match)
-    lookup = load_metric("entities").compute(predictions=lookup_baseline(
+    lookup = load_metric(EntityMetrics).compute(predictions=lookup_baseline(
         splits["test"]["tokens"], splits["test"]["tags"], splits["test"]["tokens"], names), references=refs)
     assert lookup["recall"] == 1.0
 

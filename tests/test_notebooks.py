@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from conftest import NBS, subprocess_env
+from conftest import NBS, subprocess_env, RECIPE_NOTEBOOKS
 from notebook_runner import run_all
 
 NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb") if not p.name.startswith(("_", ".")))
-RECIPES = [n for n in NOTEBOOKS if n[0] == "1"]
+RECIPES = RECIPE_NOTEBOOKS
 
 
 @pytest.fixture(scope="session")

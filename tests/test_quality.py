@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import need_shared, subprocess_env
-from ftrecipes.recipes import cli_args
+from ftrecipes.parameters import cli_args
 
 pytestmark = pytest.mark.quality
 

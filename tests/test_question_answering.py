@@ -9,10 +9,10 @@ from datasets import Dataset, DatasetDict
 
 from ftrecipes.data import DataError, load_data
 from ftrecipes.models import build_tiny_model, load_for_task
-from ftrecipes.question_answering import (PUBLISHED, flatten_squad, prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
+from ftrecipes.question_answering import (RECIPE, flatten_squad, prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
                                           squad_scores, normalize_answer, qa_splits, tokenize_qa, evaluate_qa,
                                           QADataCollator, QA_EXTRA_COLUMNS, ExtractiveQAPipeline)
-from ftrecipes.recipes import Params
+from ftrecipes.parameters import Params
 from ftrecipes.training import TrainConfig, make_trainer
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -173,7 +173,7 @@ def test_squad_splits_score_the_official_validation_split_and_keep_articles_whol
     "On the published data the test split is SQuAD's own validation split, whole; selection is cut from train by article."
     raw = _squad_shaped()
     examples, _ = prepare_qa_examples(raw)
-    splits = qa_splits(examples, Params(PUBLISHED))
+    splits = qa_splits(examples, Params(RECIPE.published))
     assert splits["test"]["id"] == raw["validation"]["id"], "test must be the official validation split, whole"
     assert set(splits["validation"]["id"]) <= set(raw["train"]["id"]) and len(splits["validation"]), \
         "the split that picks the epoch must be cut from train"
@@ -186,7 +186,7 @@ def test_squad_splits_score_the_official_validation_split_and_keep_articles_whol
 
 def test_other_data_cuts_test_from_train_by_article_and_keeps_its_validation_split():
     raw = _squad_shaped()
-    splits = qa_splits(prepare_qa_examples(raw)[0], Params({**PUBLISHED, "data": "my_squad_copy.json"}))
+    splits = qa_splits(prepare_qa_examples(raw)[0], Params({**RECIPE.published, "data": "my_squad_copy.json"}))
     assert splits["validation"]["id"] == raw["validation"]["id"]
     assert not set(splits["train"]["title"]) & set(splits["test"]["title"])
 
@@ -288,7 +288,7 @@ def test_squads_own_nested_json_is_read_one_row_per_question_as_the_dataset_scri
                                for _, _, q in qas], "every answer kept, in order; plausible_answers are no answers"
     impossible = [q["id"] for _, _, q in qas if q["is_impossible"]]
     assert unanswerable and impossible and all(not a["text"] for i, a in zip(rows["id"], rows["answers"]) if i in impossible)
-    splits = qa_splits(examples, Params({**PUBLISHED, "data": str(NESTED)}))
+    splits = qa_splits(examples, Params({**RECIPE.published, "data": str(NESTED)}))
     assert sum(map(len, splits.values())) == len(qas), "every question lands in one split, articles kept whole"
 
 

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from conftest import NBS
+from conftest import NBS, RECIPE_NOTEBOOKS
 from notebook_runner import run_all
 
-RECIPES = sorted(p.name for p in NBS.glob("1[0-9]_*.ipynb"))
+RECIPES = RECIPE_NOTEBOOKS
 
 
 def numbers(results: dict) -> dict:

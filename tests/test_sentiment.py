@@ -1,8 +1,8 @@
 """The sentiment recipe's split step: on GLUE SST-2 the test split is the published (validation) split, never seen by model selection."""
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from ftrecipes.recipes import Params
-from ftrecipes.sentiment import PUBLISHED, PUBLISHED_RESULT, sentiment_splits
+from ftrecipes.parameters import Params
+from ftrecipes.sentiment import RECIPE, PUBLISHED_RESULT, sentiment_splits
 
 
 def _rows(name, labels):
@@ -18,7 +18,7 @@ def _sst2_shaped():
 
 
 def test_published_data_is_scored_on_the_published_split_and_selected_on_a_cut_of_train():
-    p = Params(PUBLISHED)
+    p = Params(RECIPE.published)
     assert PUBLISHED_RESULT["data_split"] == "validation"
     splits, names = sentiment_splits(_sst2_shaped(), p)
     assert names == ["negative", "positive"]
@@ -32,13 +32,13 @@ def test_published_data_is_scored_on_the_published_split_and_selected_on_a_cut_o
 
 
 def test_other_data_keeps_the_old_split_path():
-    splits, _ = sentiment_splits(_sst2_shaped(), Params(PUBLISHED, data="my_sst2_copy.csv"))
+    splits, _ = sentiment_splits(_sst2_shaped(), Params(RECIPE.published, data="my_sst2_copy.csv"))
     assert splits["validation"]["sentence"] == [f"dev {i}" for i in range(6)]
     assert all(s.startswith("train ") for s in splits["test"]["sentence"])
 
 
 def test_max_train_samples_limits_train_only():
-    splits, _ = sentiment_splits(_sst2_shaped(), Params(PUBLISHED, max_train_samples=30))
+    splits, _ = sentiment_splits(_sst2_shaped(), Params(RECIPE.published, max_train_samples=30))
     assert len(splits["train"]) == 30 and len(splits["test"]) == 6
 
 
@@ -47,7 +47,7 @@ def test_rows_without_text_are_dropped_and_spaces_around_labels_removed_with_not
     from pathlib import Path
     from ftrecipes.data import load_data
     data = str(Path(__file__).parent/"bad_inputs"/"sentiment"/"empty_texts_and_spaced_labels.csv")
-    splits, names = sentiment_splits(load_data(data), Params(PUBLISHED, data=data, text_column="text", label_column="label"))
+    splits, names = sentiment_splits(load_data(data), Params(RECIPE.published, data=data, text_column="text", label_column="label"))
     assert names == ["negative", "positive"], "'positive ' and ' positive' are the class 'positive', not new classes"
     texts = [t for s in splits.values() for t in s["text"]]
     assert len(texts) == 38 and all(t and t.strip() for t in texts), "the two rows without text are gone"

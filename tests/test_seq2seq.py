@@ -14,7 +14,7 @@ from transformers.trainer_utils import PredictionOutput
 from ftrecipes.data import DataError, load_data
 from ftrecipes.metrics import load_metric
 from ftrecipes.models import build_tiny_model
-from ftrecipes.seq2seq import (check_pairs, evaluate_seq2seq, generation_config, prepare_for_saving, seq2seq_compute_metrics,
+from ftrecipes.seq2seq import (RougeMetrics, check_pairs, evaluate_seq2seq, generation_config, prepare_for_saving, seq2seq_compute_metrics,
                                split_sentences)
 from ftrecipes.translation import translation_pairs
 
@@ -44,7 +44,7 @@ def test_lead_3_takes_whole_sentences():
 
 def test_t5_variant_is_unstemmed_and_puts_sentences_on_lines_at_space_period_space():
     "t5_*: T5's metric code (no stemmer, lines at ' . '); the plain keys: run_summarization's (Porter stemmer)."
-    rouge = load_metric("rouge")
+    rouge = load_metric(RougeMetrics)
     r = rouge.compute(predictions=["the cats were sitting"], references=["the cat was sitting"])
     assert r["rouge1"] == pytest.approx(75) and r["t5_rouge1"] == pytest.approx(50)  # cats~cat, sitting: stemmed
     # two sentences in the other order: one line, the longest common subsequence is one of them; on lines, both
@@ -89,19 +89,19 @@ def long_reference():
 
 
 def _scores(predictions, references):
-    return load_metric("rouge").compute(predictions=predictions, references=references)
+    return load_metric(RougeMetrics).compute(predictions=predictions, references=references)
 
 
 def test_per_epoch_metrics_score_a_long_reference_whole(long_reference):
     "compute_metrics scores against the validation texts, not the labels cut at max_target_length."
     tok, ref, whole, cut = long_reference
     text = tok.batch_decode(whole, skip_special_tokens=True)[0].strip()
-    got = seq2seq_compute_metrics(tok, "rouge", references=[ref])((whole, cut))
+    got = seq2seq_compute_metrics(tok, RougeMetrics, references=[ref])((whole, cut))
     assert got["rouge1"] == pytest.approx(_scores([text], [ref])["rouge1"])
     cut_ref = tok.batch_decode(cut, skip_special_tokens=True)[0].strip()
     assert got["rouge1"] != pytest.approx(_scores([text], [cut_ref])["rouge1"])
     with pytest.raises(ValueError, match="1 predictions but 2 references"):
-        seq2seq_compute_metrics(tok, "rouge", references=[ref, ref])((whole, cut))
+        seq2seq_compute_metrics(tok, RougeMetrics, references=[ref, ref])((whole, cut))
 
 
 class _FakeTrainer:
@@ -118,7 +118,7 @@ class _FakeTrainer:
 def test_evaluate_seq2seq_scores_a_long_reference_whole(long_reference):
     "The model's row of a comparison is scored against the same whole references as the baselines' rows."
     tok, ref, whole, cut = long_reference
-    metrics, texts = evaluate_seq2seq(_FakeTrainer(whole, cut), None, tok, "rouge", references=[ref])
+    metrics, texts = evaluate_seq2seq(_FakeTrainer(whole, cut), None, tok, RougeMetrics, references=[ref])
     assert metrics["rouge1"] == pytest.approx(_scores(texts, [ref])["rouge1"])
     assert metrics["loss"] == 1.5
 

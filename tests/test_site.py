@@ -28,10 +28,10 @@ import yaml
 from PIL import Image
 
 from browser import browser, screenshot
-from conftest import NBS, ROOT, subprocess_env
+from conftest import NBS, ROOT, subprocess_env, RECIPE_NOTEBOOKS
 
 DOCS = ROOT/"_docs"
-RECIPES = sorted(p.name for p in NBS.glob("1[0-9]_*.ipynb"))
+RECIPES = RECIPE_NOTEBOOKS
 REPO_URL = tomllib.loads((ROOT/"pyproject.toml").read_text())["project"]["urls"]["Repository"].rstrip("/")
 COLAB = "https://colab.research.google.com/github/" + REPO_URL.removeprefix("https://github.com/")
 

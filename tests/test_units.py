@@ -1,11 +1,10 @@
 """Unit tests of exported helpers where the notebooks' inline tests do not reach."""
 import pytest
 
-from ftrecipes.recipes import parse_param, check_params, resolve_preset, recipe_parameters
+from ftrecipes.recipes import recipe_parameters, recipes, recipe
+from ftrecipes.runner import check_params
+from ftrecipes.parameters import parse_param, resolve_preset
 from ftrecipes.environment import hub_reachable, pick_precision
-from ftrecipes.sentiment import PUBLISHED
-import ast
-import importlib
 
 
 def test_parse_param_reads_literals_and_strings():
@@ -17,12 +16,17 @@ def test_parse_param_reads_literals_and_strings():
     with pytest.raises(ValueError, match="key=value"): parse_param("epochs")
 
 
-@pytest.mark.parametrize("task", ["sentiment", "question_answering", "ner", "summarization", "translation", "text_generation"])
-def test_published_matches_the_parameters_cell(task):
-    "PUBLISHED in each recipe module is the notebook's parameters cell; the two must not drift."
-    published = importlib.import_module(f"ftrecipes.{task}").PUBLISHED
-    cell = {k: ast.literal_eval(v["default"]) for k, v in recipe_parameters(task).items() if k != "preset"}
-    assert cell == published
+def test_the_registry_holds_the_seven_recipes_in_notebook_order():
+    assert list(recipes()) == ["sentiment", "question_answering", "ner", "summarization", "translation", "text_generation",
+                               "image_classification"]
+
+
+@pytest.mark.parametrize("task", list(recipes()))
+def test_a_recipe_module_carries_its_notebooks_parameters_cell(task):
+    "The module's record reads the PARAMETERS that nbdev exported from the notebook's parameters cell: the same values."
+    record = recipe(task)
+    assert (record.name, record.notebook) == (task, recipes()[task].name)
+    assert record.published == {k: v["default"] for k, v in recipe_parameters(task).items() if k != "preset"}
 
 
 def test_check_params_rejects_wrong_types_and_names():

@@ -28,6 +28,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/"nbs"
+sys.path.insert(0, str(ROOT))
+from ftrecipes.recipes import recipes  # noqa: E402
+RECIPE_NOTEBOOKS = [p.name for p in recipes().values()]  # the registry's recipes, in notebook order
 TEMPLATES = Path(__file__).resolve().parent/"site_template"
 CELL_KEYS = {"cell_type", "id", "metadata", "source", "outputs", "execution_count", "attachments"}
 OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
@@ -62,13 +65,16 @@ def page_name(nb_path: Path, fm: dict) -> str:
 
 
 def sidebar_entries(pages: dict) -> list:
-    "(section or None, [notebook file names]) in the order of nbs/sidebar.yml; unlisted notebooks go last."
+    "(section or None, [notebook file names]) in the order of nbs/sidebar.yml; unlisted recipes join Recipes, other pages go last."
     contents = yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]
     out, listed = [], set()
     for item in contents:
         if isinstance(item, str): out.append((None, [item])); listed.add(item)
         else:
-            out.append((item["section"], list(item["contents"]))); listed.update(item["contents"])
+            out.append((item["section"], list(item["contents"] or []))); listed.update(item["contents"] or [])
+    recipes = [n for n in RECIPE_NOTEBOOKS if n in pages and n not in listed]  # a new task needs no sidebar edit
+    section = next((entries for name, entries in out if name == "Recipes"), None)
+    if section is not None: section.extend(recipes); listed.update(recipes)
     rest = [n for n in pages if n not in listed]
     if rest: out.append(("More", rest))
     return out
