@@ -14,10 +14,8 @@ __all__ = ['ROLES', 'CHAT_SHAPE', 'PLAIN_CHAT_TEMPLATE', 'TOKEN_COLUMNS', 'FINET
            'stream_reply', 'answer_scores', 'merged_model', 'save_adapter']
 
 # %% ../nbs/09_causal_lm.ipynb #10409e38
-import contextlib
 import math
 import re
-import warnings
 from pathlib import Path
 
 # %% ../nbs/09_causal_lm.ipynb #89680c9b
@@ -29,6 +27,7 @@ from .environment import PRECISIONS, training_precision  # re-exported: the reci
 from .models import ModelError, count_parameters, safe_from_pretrained
 from .metrics import load_metric
 from .seq2seq import RougeMetrics
+from .compat import checkpointing_argument, peft_quietly
 
 # %% ../nbs/09_causal_lm.ipynb #66d36097
 def ensure_pad_token(tokenizer, model=None) -> str:
@@ -345,18 +344,11 @@ def lora_targets(model, target_modules: str) -> object:
                          f"Its linear layers: {', '.join(known)}. Name some of these, comma-separated, or use 'all-linear'.")
     return wanted
 
-@contextlib.contextmanager
-def _peft_quietly():
-    "Wrap a model with peft without the FutureWarning it triggers (peft 0.21 reads transformers' deprecated `is_gradient_checkpointing`)."
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-        yield
-
 def apply_lora(model, r: int = 16, alpha: int = 32, dropout: float = 0.05, target_modules: str = "all-linear"):
     "`model` with LoRA adapters (peft) on `target_modules`; prints how many parameters train."
     from peft import LoraConfig, get_peft_model
     targets = lora_targets(model, target_modules)
-    with _peft_quietly():
+    with peft_quietly():
         model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
                                                  task_type="CAUSAL_LM"))
     total, trainable = count_parameters(model)
@@ -372,10 +364,7 @@ def causal_lm_collator(tokenizer, device: str = "cpu"):
 
 def causal_lm_arguments(gradient_checkpointing: bool) -> dict:
     "`TrainingArguments` for a causal LM: gradient checkpointing (non-reentrant) when asked; evaluation keeps no logits."
-    from dataclasses import fields
-    from transformers import TrainingArguments
-    # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing (the old name goes in v6): use what exists
-    name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(TrainingArguments)} else "gradient_checkpointing"
+    name = checkpointing_argument()
     return {name: gradient_checkpointing, f"{name}_kwargs": {"use_reentrant": False} if gradient_checkpointing else None,
             "prediction_loss_only": True}  # a split's full-vocabulary logits would not fit in memory; see report_perplexity
 
@@ -472,7 +461,7 @@ def merged_model(model, base_path: str, adapter_dir, finetuning: str, trust_remo
     if finetuning == "full": return model
     from peft import PeftModel
     base = safe_from_pretrained(AutoModelForCausalLM, base_path, trust_remote_code=trust_remote_code, dtype="auto")
-    with _peft_quietly(): return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    with peft_quietly(): return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
 
 def save_adapter(model, tokenizer, out_dir) -> Path:
     "Save the LoRA adapter (and the tokenizer with its chat template) to `out_dir/adapter`."

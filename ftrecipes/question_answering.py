@@ -68,6 +68,7 @@ from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedul
 from .metrics import load_metric, softmax, bootstrap_ci
 from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance, steps_note, register_task_pipeline
 from .recipes import Recipe, published_test_split, recipe_splits, test_split_note
+from .compat import check_windows_cover_contexts
 
 # %% ../nbs/11_question_answering.ipynb #d59c9dff
 PUBLISHED_RESULT = dict(metric="f1", value=88.52, exact_match=81.22, split="SQuAD v1.1 validation",
@@ -207,22 +208,6 @@ def qa_splits(examples: DatasetDict, p) -> DatasetDict:
     return recipe_splits(examples, p, RECIPE, group_by=group_by)
 
 # %% ../nbs/11_question_answering.ipynb #6bf5d6fe
-def _check_windows_cover_contexts(examples, window_example, offsets):
-    """Fail if the windows of an example end before its context does. tokenizers 0.23.1-0.23.2 stop returning
-    overflowing windows after the second, so the rest of every long context was silently dropped from training
-    and evaluation. Characters a tokenizer leaves out (trailing spaces, punctuation it drops) are allowed."""
-    reached = {}
-    for ex, offs in zip(window_example, offsets):
-        ends = [o[1] for o in offs if o is not None]
-        if ends: reached[ex] = max(reached.get(ex, 0), max(ends))
-    for ex, context in enumerate(examples["context"]):
-        if re.search(r"\w", context[reached.get(ex, 0):]):
-            import tokenizers
-            raise ValueError(f"Example {examples['id'][ex]!r}: the tokenizer's windows cover only the first "
-                             f"{reached.get(ex, 0)} of {len(context)} characters of its context, so the rest would "
-                             f"never be seen. tokenizers {tokenizers.__version__} returned too few overflowing "
-                             f"windows (0.23.1-0.23.2 stop after two): pip install -U tokenizers.")
-
 def qa_windows(tokenizer, questions: list, contexts: list, max_length: int = 384, doc_stride: int = 128):
     "Unpadded overlapping windows of question + context: context offsets (None elsewhere), no-answer index `cls_index`."
     enc = tokenizer([q.lstrip() for q in questions], contexts, truncation="only_second", max_length=max_length,
@@ -254,7 +239,7 @@ def prepare_qa_features(examples: dict,  # a batch: lists under 'id', 'question'
             starts.append(null); ends.append(null); continue
         starts.append(next(k for k in ctx if offs[k][1] > a_start))
         ends.append(next(k for k in reversed(ctx) if offs[k][0] < a_end))
-    _check_windows_cover_contexts(examples, enc["overflow_to_sample_mapping"], enc["offset_mapping"])
+    check_windows_cover_contexts(examples, enc["overflow_to_sample_mapping"], enc["offset_mapping"])
     enc.pop("overflow_to_sample_mapping")
     enc["example_id"] = example_ids
     enc["start_positions"], enc["end_positions"] = starts, ends

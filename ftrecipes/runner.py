@@ -19,9 +19,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import papermill as pm
-import torch
 from execnb.shell import CaptureShell, read_nb, write_nb
 
+from .compat import set_fake_tensor_device_guard
 from .environment import world_size, process_rank, wait_for_main_process
 from .parameters import GIVEN, CLAIM, check_value
 from .recipes import recipe_path, recipe_parameters
@@ -80,16 +80,6 @@ def _execute_papermill(task, nb_path, executed, params, stream_output, kernel_na
         raise RecipeError(f"{task}: cell {e.exec_count} failed: {e.ename}: {_last_line(e.evalue)}"
                           f" (the executed notebook with the full traceback: {executed})") from None
 
-def _set_fake_tensor_device_guard():
-    """torch 2.11 and older, without a GPU: the first torch.compile sets a CUDA device guard from the thread it runs in,
-    and once that thread has ended, the next compile from another thread crashes the process (segfault). Each
-    in-process run's shell has its own thread, so a second compiled run died; setting the guard here, in the calling
-    thread, first avoids it (torch 2.12 fixed it; no library does this for us)."""
-    import torch
-    if torch.__version__ >= (2, 12) or torch.cuda.is_available(): return
-    ensure = getattr(torch._C, "_ensureCUDADeviceGuardSet", None)
-    if ensure is not None: ensure()
-
 def _interrupt_shell(shell, wait: float = 60):
     "Raise KeyboardInterrupt in the thread where the shell runs its cell, as Ctrl-C would in a kernel, and wait (up to `wait` s) for it to stop."
     thread = getattr(shell, "_thread", None)  # execnb's loop thread, which runs the cells
@@ -106,7 +96,7 @@ def execute_in_process(nb_path, executed, params: dict = None, name: str = None)
         cell = next((c for c in nb.cells if "parameters" in tags(c)), None)
         if cell is None: raise RecipeError(f"{name}: no cell tagged 'parameters' to inject {', '.join(params)} into.")
         cell.source += "\n\n# Parameters (injected)\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
-    _set_fake_tensor_device_guard()
+    set_fake_tensor_device_guard()
     shell = CaptureShell()
     try:
         code = [c for c in nb.cells if c.cell_type == "code"]

@@ -22,6 +22,7 @@ import datetime
 from importlib import metadata
 from pathlib import Path
 from .environment import hardware_name
+from .compat import allow_removed_pipeline_task
 
 # %% ../nbs/05_saving.ipynb #a51554e7
 RUN_MARKERS = ("results.json", "model", "checkpoints")
@@ -287,7 +288,6 @@ def register_task_pipeline(task: str, pipeline_class, pt_model, force: bool = Fa
     "Register `pipeline_class` as `pipeline(task)` when transformers has no such task (or `force`); True if registered."
     import transformers.pipelines as tp
     if task in tp.PIPELINE_REGISTRY.get_supported_tasks() and not force: return False
-    # transformers >= 5.3 lists removed names in REMOVED_TASKS and refuses them before looking at the registry
-    getattr(tp, "REMOVED_TASKS", {}).pop(task, None)
+    allow_removed_pipeline_task(task)
     tp.PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=pt_model, type="text")
     return True

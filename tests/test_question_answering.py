@@ -60,13 +60,13 @@ def test_long_context_answer_in_second_window(tokenizer):
 
 def test_windows_that_stop_before_the_context_ends_fail_with_the_example_named():
     "tokenizers 0.23.1-0.23.2 returned two windows of a long context and dropped the rest, silently."
-    from ftrecipes.question_answering import _check_windows_cover_contexts
+    from ftrecipes.compat import check_windows_cover_contexts
     examples = dict(id=["a", "b"], context=["x" * 50 + " tail.", "short one  "])
     covered = [[None, (0, 30), (31, 56)], [None, (0, 5), (6, 9)]]  # both contexts reached, trailing spaces aside
-    _check_windows_cover_contexts(examples, [0, 1], covered)
+    check_windows_cover_contexts(examples, [0, 1], covered)
     cut = [[None, (0, 30)], [None, (0, 5), (6, 9)]]  # example a's windows end at character 30 of 56
     with pytest.raises(ValueError, match=r"Example 'a'.*first 30 of 56 characters.*pip install -U tokenizers"):
-        _check_windows_cover_contexts(examples, [0, 1], cut)
+        check_windows_cover_contexts(examples, [0, 1], cut)
 
 
 def test_answer_at_the_very_end_of_the_context(tokenizer):
