@@ -7,7 +7,8 @@ import sys
 
 from conftest import ROOT, subprocess_env, tracked_copy
 
-TOY = ROOT/"tests"/"data"/"17_topic.ipynb"  # the whole of the toy task: one notebook (its module is exported from it)
+# the whole of the toy task: one notebook (its module is exported from it), numbered outside the recipes' 1x range
+TOY = ROOT/"tests"/"data"/"30_topic.ipynb"
 
 
 def _python(repo, code: str, timeout: int = 600) -> str:
@@ -41,4 +42,4 @@ def test_an_eighth_task_needs_only_its_own_notebook(tmp_path):
                           f"print(headline('topic')); print(list(recipes())[-1]); print(results_table({str(out)!r}).iloc[0]['task'])\n"
                           "import sys; sys.path.insert(0, 'tools'); import build_site\n"
                           "print(dict(build_site.sidebar_entries({n: 1 for n in build_site.RECIPE_NOTEBOOKS}))['Recipes'][-1])")
-    assert found.split("\n")[:4] == ["('accuracy', 'maximize')", "topic", "topic", "17_topic.ipynb"], found
+    assert found.split("\n")[:4] == ["('accuracy', 'maximize')", "topic", "topic", "30_topic.ipynb"], found
