@@ -67,15 +67,16 @@ def _outside_functions(tree: ast.Module):
 
 def writes_beside_the_builder(tree: ast.Module) -> list:
     "The notebook's lines that build or change `results` other than through `run_results`, `save_run` and `done`."
+    is_results = lambda n: isinstance(n, ast.Name) and n.id == "results"
+    calls = lambda n, name: isinstance(n, ast.Call) and getattr(n.func, "id", None) == name
     bad = []
     for n in _outside_functions(tree):
-        if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "results" for t in n.targets) and not (
-                isinstance(n.value, ast.Call) and getattr(n.value.func, "id", None) == "run_results"): bad.append(n)
-        if isinstance(n, (ast.Assign, ast.AugAssign)) and any(isinstance(t, ast.Subscript) and getattr(t.value, "id", None) == "results"
-                                                              for t in getattr(n, "targets", [getattr(n, "target", None)])): bad.append(n)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and getattr(n.func.value, "id", None) == "results" \
+        targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, ast.AugAssign) else []
+        if any(is_results(t) for t in targets) and not calls(n.value, "run_results"): bad.append(n)    # results = dict(...)
+        if any(isinstance(t, ast.Subscript) and is_results(t.value) for t in targets): bad.append(n)  # results["k"] = ...
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and is_results(n.func.value) \
                 and n.func.attr in ("update", "setdefault", "pop", "__setitem__"): bad.append(n)
-        if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "write_results": bad.append(n)
+        if calls(n, "write_results"): bad.append(n)
     return [ast.unparse(n)[:120] for n in bad]
 
 
