@@ -74,7 +74,7 @@ from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedul
 from .metrics import (classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
                                per_class_table, plot_confusion_matrix, most_confident_errors, softmax,
                                slice_report)
-from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance, steps_note
+from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note
 from .recipes import Recipe
 
 # %% ../nbs/16_image_classification.ipynb #ccf1e3b9

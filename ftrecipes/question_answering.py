@@ -66,7 +66,7 @@ from .data import DataError, load_data, check_columns, as_text, texts
 from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .metrics import load_metric, softmax, bootstrap_ci
-from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance, steps_note, register_task_pipeline
+from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note, register_task_pipeline
 from .recipes import Recipe, published_test_split, recipe_splits, test_split_note
 from .compat import check_windows_cover_contexts
 

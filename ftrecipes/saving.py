@@ -8,7 +8,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/saving.html.md"""
 __all__ = ['RUN_MARKERS', 'CLAIM_FILE', 'TRACKED_LIBRARIES', 'PROVENANCE_LIBRARIES', 'OutputDirError', 'holds_run',
            'used_by_a_run', 'unfinished_run', 'claim_token', 'own_claim', 'release_claim', 'fresh_output_dir',
            'checkpoint_is_complete', 'last_complete_checkpoint', 'library_versions', 'provenance', 'steps_note',
-           'model_card', 'save_run', 'write_results', 'reload_and_predict', 'register_task_pipeline']
+           'model_card', 'save_run', 'write_results', 'reload_and_predict', 'RunResults', 'run_results',
+           'register_task_pipeline']
 
 # %% ../nbs/05_saving.ipynb #0cea24bb
 import json
@@ -19,6 +20,8 @@ import threading
 import time
 import uuid
 import datetime
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from .environment import hardware_name
@@ -235,7 +238,7 @@ def model_card(results: dict) -> str:
 # %% ../nbs/05_saving.ipynb #866feedc
 def _jsonable(o):
     import numpy as np
-    if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, Mapping): return {str(k): _jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
     if isinstance(o, Path): return str(o)
     if isinstance(o, np.generic): return o.item()
@@ -282,6 +285,66 @@ def reload_and_predict(model_dir, task: str, inputs, trust_remote_code: bool = F
     check_weights_format(model_dir); check_remote_code(model_dir, trust_remote_code)
     pipe = pipeline(task, model=str(model_dir), trust_remote_code=trust_remote_code, **pipeline_kwargs)
     return pipe(inputs)
+
+# %% ../nbs/05_saving.ipynb #5e0a1c02
+@dataclass(eq=False)
+class RunResults(MutableMapping):
+    "A run's `results.json`: the keys every recipe writes, typed, then the recipe's own (`extra`); reads as a dict."
+    task: str
+    pipeline_task: str
+    preset: str
+    base_model: str
+    data: str
+    parameters: dict
+    split_sizes: dict
+    environment: dict
+    hardware: str
+    training: dict
+    metrics: dict
+    baselines: dict
+    published: dict
+    extra: dict = field(default_factory=dict)
+    wall_time_s: float = None
+    saved_model: str = None
+    created: str = None
+    versions: dict = None
+    reload_check: dict = None
+    started: float = field(default=None, repr=False)  # time.perf_counter() at the run's start: never written
+
+    def __post_init__(self):
+        if clash := set(self.extra) & {f.name for f in fields(self)}: raise TypeError(f"not a recipe's own key: {sorted(clash)}")
+    def __iter__(self):
+        for f in fields(self):
+            if f.name == "extra": yield from self.extra
+            elif f.name != "started" and not (f.default is None and getattr(self, f.name) is None): yield f.name
+    def __getitem__(self, k):
+        if k in self.extra: return self.extra[k]
+        if k in list(self): return getattr(self, k)
+        raise KeyError(k)
+    def __setitem__(self, k, v):
+        if k in self.extra: self.extra[k] = v
+        elif k in {f.name for f in fields(self)} - {"extra", "started"}: setattr(self, k, v)
+        else: raise KeyError(f"{k!r} is not a results key: a recipe names its own keys where it calls run_results")
+    def __delitem__(self, k): raise KeyError(f"results keys are never removed: {k!r}")
+    def __len__(self): return sum(1 for _ in self)
+
+    def done(self, out_dir, **reload_check) -> Path:
+        "Record the reloaded model's `reload_check` and the whole run's wall time; write `out_dir/results.json`."
+        self.reload_check = reload_check
+        self.wall_time_s = round(time.perf_counter() - self.started, 1)
+        return write_results(out_dir, self)
+
+# %% ../nbs/05_saving.ipynb #5e0a1c04
+def run_results(task: str, pipeline_task: str, p, env, splits: dict, training: dict, metrics: dict, baselines: dict,
+                published: dict, started: float, apart: tuple = (), **task_keys) -> RunResults:
+    "The results record of a run: common keys filled from `p`, `env`, `splits` and `started`, then the recipe's `task_keys`."
+    return RunResults(
+        task=task, pipeline_task=pipeline_task, preset=p["preset"], base_model=p["model"], data=p["data"],
+        parameters=dict(p), split_sizes={k: len(v) for k, v in splits.items()}, environment=env.as_dict(),
+        hardware=env.summary(), training=training, baselines=baselines, published=published,
+        metrics={s: {k: v for k, v in m.items() if k not in apart} for s, m in metrics.items()},
+        extra=task_keys | {a: {s: m[a] for s, m in metrics.items()} for a in apart},
+        wall_time_s=round(time.perf_counter() - started, 1), versions=library_versions(), started=started)
 
 # %% ../nbs/05_saving.ipynb #548183d4
 def register_task_pipeline(task: str, pipeline_class, pt_model, force: bool = False) -> bool:

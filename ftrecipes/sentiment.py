@@ -55,7 +55,7 @@ from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedul
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
                                majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors,
                                length_buckets, slice_report)
-from .saving import fresh_output_dir, save_run, write_results, reload_and_predict, provenance, steps_note
+from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note
 from .recipes import Recipe, published_test_split, recipe_splits, test_split_note
 
 # %% ../nbs/10_sentiment.ipynb #e82b8cc9
