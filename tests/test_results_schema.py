@@ -11,7 +11,8 @@ from dataclasses import fields
 
 import pytest
 
-from ftrecipes.recipes import SUMMARY_KEYS, ENVIRONMENT_KEYS, recipes, run_recipe
+from ftrecipes.recipes import SUMMARY_KEYS, ENVIRONMENT_KEYS, recipes
+from ftrecipes.runner import run_recipe
 from ftrecipes.saving import RunResults, run_results
 from conftest import NBS
 
