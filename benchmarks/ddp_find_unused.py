@@ -1,9 +1,9 @@
 """DistributedDataParallel with and without the search for unused parameters: the measurement behind
-`ftrecipes.training.choose_find_unused`.
+`ftrecipes.probes.choose_find_unused`.
 
 Told `find_unused_parameters=True` (the Trainer's default for a transformers model), DDP walks the autograd graph
 at the end of every forward pass to find parameters that will get no gradient, and PyTorch warns that this costs
-speed when it finds none. `make_trainer` checks the model once instead and turns the search off when every trainable
+speed when it finds none. `prepare_trainer` checks the model once instead and turns the search off when every trainable
 parameter gets a gradient. This script times training steps (forward, backward with DDP's gradient averaging, fused
 AdamW) of the recipes' model families both ways, side by side in the same processes: two copies of the model with
 the same weights, one wrapped each way, taking turns. It prints the median step time of each, their ratio, and the

@@ -208,6 +208,7 @@ def oom_worker(work: Path, small: bool):
     from transformers import BertConfig, BertForSequenceClassification
     from ftrecipes.environment import pick_precision
     from ftrecipes.training import TrainConfig, make_trainer, train_and_time
+    from ftrecipes.probes import prepare_trainer
     cuda = torch.cuda.is_available() and not small
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = BertConfig(num_labels=2) if cuda else BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -231,6 +232,7 @@ def oom_worker(work: Path, small: bool):
     trainer = make_trainer(model, TrainConfig(batch_size=64, max_steps=2, group_by_length=False), str(work/"oom"), ds, None,
                            precision=precision, device=device, eval_strategy="no", save_strategy="no",
                            load_best_model_at_end=False)
+    prepare_trainer(trainer)
     stats = train_and_time(trainer)
     backoff = stats.get("batch_backoff", [])
     print("OOM " + json.dumps(dict(cap_gib=cap and cap / 2**30, precision=precision, global_step=stats["global_step"],

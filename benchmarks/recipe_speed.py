@@ -14,8 +14,8 @@ Hub), on the same synthetic data, in one process, this trains N steps twice:
   (`ftrecipes.environment.pick_precision(device, model)`, as the recipes choose it), its collator (dynamic padding), length-grouped batches
   (images: random batches, channels-last), and what else the recipe passes to make_trainer (the seq2seq trainer with
   `predict_with_generate`, text generation's gradient checkpointing as its `'auto'` default decides, LoRA through
-  `ftrecipes.causal_lm.apply_lora`). make_trainer picks the fast settings per device; `trainer.speed_settings` is
-  printed under the recipe's row. Evaluation and checkpoints are switched off (`eval_strategy="no"`,
+  `ftrecipes.causal_lm.apply_lora`). make_trainer picks the fast settings per device, and `prepare_trainer` runs the
+  probes as the recipes do; `trainer.speed_settings` is printed under the recipe's row. Evaluation and checkpoints are switched off (`eval_strategy="no"`,
   `save_strategy="no"`, `load_best_model_at_end=False`); logging keeps the interval a published run would have.
   make_trainer decides torch.compile from the number of optimizer steps: it is given the published run's number
   (dataset rows / (batch x grad-accum) x epochs, listed in RECIPES) and trains N of them, so compile is on exactly
@@ -459,6 +459,7 @@ def recipe_trainer(r: Recipe, model, rows, images, tokenizer, device, steps, out
     "(trainer, precision, note): the recipe's own pipeline, through ftrecipes.training.make_trainer."
     from ftrecipes.environment import training_precision
     from ftrecipes.training import TrainConfig, make_trainer
+    from ftrecipes.probes import prepare_trainer
     precision = training_precision(requested_precision, device, model)
     per_epoch, total = r.published_steps()
     cfg = TrainConfig(batch_size=r.batch, max_steps=total, grad_accum=1, group_by_length=r.data != "images")
@@ -476,6 +477,7 @@ def recipe_trainer(r: Recipe, model, rows, images, tokenizer, device, steps, out
         train, evaluation = Examples(rows), Examples(rows[:2 * r.batch])
         kwargs = dict(processing_class=tokenizer, data_collator=r.collator(tokenizer, model, device))
     trainer = make_trainer(model, cfg, out, train, evaluation, precision=precision, device=device, **kwargs, **overrides)
+    prepare_trainer(trainer)  # the recipes' probes, as each notebook runs them after make_trainer
     return trainer, precision, note
 
 

@@ -6,16 +6,18 @@ Docs: https://ftrecipes.github.io/ftrecipes/compat.html.md"""
 
 # %% auto #0
 __all__ = ['needs_fake_tensor_device_guard', 'set_fake_tensor_device_guard', 'checkpointing_argument',
-           'allow_removed_pipeline_task', 'check_windows_cover_contexts', 'peft_quietly']
+           'allow_removed_pipeline_task', 'hub_kernels_by_default', 'check_windows_cover_contexts', 'peft_quietly']
 
 # %% ../nbs/00_compat.ipynb #045b4b64
 import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import fields
+from importlib import metadata
 
 import tokenizers
 import torch
+from packaging.version import Version
 from torch.torch_version import TorchVersion
 
 # %% ../nbs/00_compat.ipynb #bdfb50b4
@@ -43,6 +45,11 @@ def allow_removed_pipeline_task(task: str):
     "transformers >= 5.3 refuses the pipeline tasks it removed (question-answering, summarization, ...): let `task` through to the registry."
     import transformers.pipelines as tp
     tp.REMOVED_TASKS.pop(task, None)
+
+# %% ../nbs/00_compat.ipynb #9c4d2e81
+def hub_kernels_by_default(version: str = None) -> bool:
+    "transformers 5.25 and later load Hub kernels on a GPU by default; 5.18-5.24 only with `use_kernels=True`."
+    return Version(version or metadata.version("transformers")) >= Version("5.25")
 
 # %% ../nbs/00_compat.ipynb #4923594d
 def check_windows_cover_contexts(examples, window_example, offsets):

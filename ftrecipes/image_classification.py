@@ -71,6 +71,7 @@ from .environment import describe_environment, seed_everything, training_precisi
 from .data import IMAGE_SUFFIXES, DataError, load_data, check_columns, check_not_empty, encode_labels, check_classes, make_splits, label_counts, limit_rows, check_class_coverage, source_kind
 from .models import ModelError, resolve_model, count_parameters, best_offline_model, safe_from_pretrained
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
+from .probes import prepare_trainer
 from .metrics import (classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
                                per_class_table, plot_confusion_matrix, most_confident_errors, softmax,
                                slice_report)

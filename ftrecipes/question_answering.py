@@ -65,6 +65,7 @@ from .environment import describe_environment, seed_everything, training_precisi
 from .data import DataError, load_data, check_columns, as_text, texts
 from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
+from .probes import prepare_trainer
 from .metrics import load_metric, softmax, bootstrap_ci
 from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note, register_task_pipeline
 from .recipes import Recipe, published_test_split, recipe_splits, test_split_note

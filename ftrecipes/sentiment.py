@@ -52,6 +52,7 @@ from .data import (load_data, check_columns, drop_empty_texts, encode_labels, ch
                             show_examples, label_counts)
 from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
+from .probes import prepare_trainer
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
                                majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors,
                                length_buckets, slice_report)

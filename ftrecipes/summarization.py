@@ -52,6 +52,7 @@ from .environment import describe_environment, seed_everything, training_precisi
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
 from .models import resolve_model, load_tokenizer, load_model, describe_model, check_sequence_length
 from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
+from .probes import prepare_trainer
 from .metrics import load_metric
 from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note
 from .recipes import Recipe

@@ -51,6 +51,7 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 from ftrecipes.data import load_data, encode_labels, make_splits
 from ftrecipes.models import load_for_task
 from ftrecipes.training import TrainConfig, make_trainer, train_and_time
+from ftrecipes.probes import prepare_trainer
 dsd, names = encode_labels(load_data("sample:sentiment"), "label")
 dsd = make_splits(dsd, stratify_by="label")
 model, tok = load_for_task("tiny:bert", AutoModelForSequenceClassification, num_labels=len(names))
@@ -58,6 +59,7 @@ model.register_parameter("spare_head", torch.nn.Parameter(torch.zeros(4)))  # tr
 dsd = dsd.map(lambda b: tok(b["text"], truncation=True, max_length=32), batched=True, remove_columns=["text"])
 trainer = make_trainer(model, TrainConfig(batch_size=8, epochs=1, max_steps=3), sys.argv[1], dsd["train"],
                        dsd["validation"], processing_class=tok, data_collator=DataCollatorWithPadding(tok), logging_steps=1)
+prepare_trainer(trainer)
 stats = train_and_time(trainer)
 if trainer.args.process_index == 0:
     print(json.dumps(dict(note=stats["speed_settings"]["processes"], steps=stats["global_step"],

@@ -77,7 +77,7 @@ def test_offline_models_keep_pytorchs_layers_on_a_gpu(monkeypatch, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, BertConfig, LlamaConfig
     from ftrecipes.models import safe_from_pretrained
-    from ftrecipes.training import fast_settings
+    from ftrecipes.probes import fast_settings
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("USE_HUB_KERNELS", raising=False)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
