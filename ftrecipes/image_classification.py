@@ -18,7 +18,7 @@ preset = "auto"  # auto | published | laptop | smoke
 model = "timm/swin_tiny_patch4_window7_224.ms_in1k"  # timm Hub id or timm name, local folder, 'offline:PACKAGE' or 'tiny:efficientnet'
 data = "timm/eurosat-rgb"  # Hub id, a folder of images in one sub-folder per class, a data file with an image column, or 'sample:shapes'
 data_config = None  # Hub dataset configuration (ignored for local data)
-data_revision = None  # pin a Hub revision (a commit sha) to make the data reproducible
+data_revision = None
 image_column = "image"  # column holding the images (an image feature, or file paths)
 label_column = "label"  # column holding the class (name or id)
 label_names = None  # class names in id order; None: read from the data
@@ -36,17 +36,17 @@ grad_accum = 4  # gradient accumulation steps (the effective batch is batch_size
 epochs = 3
 max_steps = -1  # more than 0: stop after this many optimizer steps (overrides epochs)
 weight_decay = 0.0
-warmup = 0.1  # fraction of training steps used to warm up the learning rate
+warmup = 0.1
 lr_scheduler = "linear"
 freeze_backbone_epochs = 0  # train only the new head for this many first epochs
 channels_last = True  # NHWC memory layout: faster convolutions on GPUs and on recent CPUs
 compare_scratch = True  # also train the same architecture from random weights, with the same budget
-early_stopping_patience = 0  # epochs without validation improvement before stopping; 0: off
-metric_for_best = "accuracy"  # validation metric that picks the best epoch (kept at the end)
-precision = "auto"  # auto | fp32 | bf16 | fp16: auto picks the fastest for this device and model (see pick_precision)
-seed = 42  # training seed
-output_dir = "runs/image_classification"  # never overwritten: a folder holding a run gets a numbered sibling
-resume = False  # True: continue the unfinished run in output_dir from its last complete checkpoint
+early_stopping_patience = 0
+metric_for_best = "accuracy"
+precision = "auto"
+seed = 42
+output_dir = "runs/image_classification"
+resume = False
 """
 
 # %% ../nbs/16_image_classification.ipynb #8f023c29

@@ -22,7 +22,7 @@ from typing import Callable
 
 from .data import make_splits, limit_rows
 from .environment import training_precision, hardware_name
-from .parameters import Params, CLAIM, read_parameters, resolve_preset
+from .parameters import Params, CLAIM, COMMON_HELP, read_parameters, resolve_preset
 from .saving import own_claim
 from .training import greater_is_better
 
@@ -127,11 +127,11 @@ def recipe(task: str) -> Recipe:
 
 # %% ../nbs/06_recipes.ipynb #1171ead8
 def recipe_parameters(task: str) -> dict:
-    "The parameters cell of `task`'s notebook: name -> dict(default, help)."
+    "The parameters cell of `task`'s notebook: name -> dict(default, help), help from `COMMON_HELP` where the cell has none."
     nb = json.loads(recipe_path(task).read_text(encoding="utf-8"))
     cell = next((c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if cell is None: raise ValueError(f"{recipe_path(task).name}: no cell tagged 'parameters'.")
-    return read_parameters("".join(cell["source"]))
+    return {k: dict(v, help=v["help"] or COMMON_HELP.get(k, "")) for k, v in read_parameters("".join(cell["source"])).items()}
 
 def recipe_path(task: str) -> Path:
     "The notebook of recipe `task`."

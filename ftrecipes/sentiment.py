@@ -12,10 +12,10 @@ __all__ = ['PARAMETERS', 'PUBLISHED_RESULT', 'RECIPE', 'sentiment_presets', 'sen
 PARAMETERS = """\
 preset = "auto"  # auto | published | laptop | smoke
 model = "bert-base-cased"  # Hub id, local folder, 'offline:PACKAGE' or 'tiny:bert'
-trust_remote_code = False  # True runs Python code shipped with the model (its own modeling_*.py): only for a source you trust
+trust_remote_code = False
 data = "nyu-mll/glue"  # Hub id, local file (csv/tsv/json/jsonl/parquet) or folder, or 'sample:sentiment'
 data_config = "sst2"  # Hub dataset configuration (ignored for local files)
-data_revision = None  # pin a Hub revision (a commit sha) to make the data reproducible
+data_revision = None
 text_column = "sentence"  # column holding the text
 label_column = "label"  # column holding the class (name or id) or a score (with label_threshold)
 label_names = None  # class names in id order; None: read from the data
@@ -28,15 +28,15 @@ learning_rate = 2e-5
 batch_size = 32
 epochs = 3
 weight_decay = 0.0
-warmup = 0.0  # fraction of training steps used to warm up the learning rate
+warmup = 0.0
 lr_scheduler = "linear"
-grad_accum = 1  # gradient accumulation steps
-early_stopping_patience = 0  # epochs without validation improvement before stopping; 0: off
-metric_for_best = "accuracy"  # validation metric that picks the best epoch (kept at the end)
-precision = "auto"  # auto | fp32 | bf16 | fp16: auto picks the fastest for this device and model (see pick_precision)
-seed = 42  # training seed
-output_dir = "runs/sentiment"  # never overwritten: a folder holding a run gets a numbered sibling
-resume = False  # True: continue the unfinished run in output_dir from its last complete checkpoint
+grad_accum = 1
+early_stopping_patience = 0
+metric_for_best = "accuracy"
+precision = "auto"
+seed = 42
+output_dir = "runs/sentiment"
+resume = False
 """
 
 # %% ../nbs/10_sentiment.ipynb #c607b462

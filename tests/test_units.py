@@ -94,3 +94,14 @@ def test_offline_models_keep_pytorchs_layers_on_a_gpu(monkeypatch, tmp_path):
     if getattr(import_utils, "is_kernels_available", lambda: False)():  # else use_kernels=True raises: no kernels to use
         # what the user passes wins
         assert safe_from_pretrained(AutoModelForSequenceClassification, tmp_path/"bert", use_kernels=True).use_kernels
+
+
+@pytest.mark.parametrize("task", list(recipes()))
+def test_every_parameter_has_help_written_once(task):
+    "`ftrecipes list` explains every parameter; shared help comes from COMMON_HELP, never copied into a recipe's cell."
+    from ftrecipes.parameters import COMMON_HELP, read_parameters
+    import json
+    cell = next(c for c in json.loads(recipes()[task].read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    own = read_parameters("".join(cell["source"]))
+    assert [k for k, v in recipe_parameters(task).items() if not v["help"]] == []
+    assert [k for k, v in own.items() if v["help"] and v["help"] == COMMON_HELP.get(k)] == []
