@@ -13,7 +13,6 @@ __all__ = ['TINY_IMAGE_ARCHS', 'IMAGE_FOLDER_LAYOUT', 'SPLIT_FOLDERS', 'AUGMENTA
            'backbone_parameters', 'FreezeBackbone', 'image_sources', 'image_modes', 'timm_predict']
 
 # %% ../nbs/02_images.ipynb #1a9e5002
-import hashlib
 import io
 import json
 import os
@@ -33,7 +32,7 @@ from safetensors.torch import save_file
 from transformers import AutoConfig, TimmWrapperConfig, TrainerCallback
 from .environment import cache_dir
 from .data import IMAGE_SUFFIXES, DataError, check_columns, check_not_empty, source_kind
-from .offline import ModelError, tiny_cache_dir
+from .offline import ModelError, file_key, tiny_cache_dir
 
 # %% ../nbs/02_images.ipynb #59ede1c9
 def save_timm_folder(timm_model, out: Path, pretrained_cfg: dict = None) -> Path:
@@ -58,9 +57,7 @@ def timm_weights_to_folder(weights_file, architecture: str) -> Path:
     "A cached model folder for a bare state dict whose tensors map, in order and shape, onto timm `architecture`."
     import timm
     src = Path(weights_file).expanduser().resolve()
-    stat = src.stat()
-    key = hashlib.sha1(f"{src}:{stat.st_size}:{stat.st_mtime_ns}:{architecture}".encode()).hexdigest()[:12]
-    out = cache_dir()/"timm"/f"{architecture}-{key}"
+    out = cache_dir()/"timm"/f"{architecture}-{file_key(src, architecture)}"
     if (out/"config.json").exists(): return out
     model = timm.create_model(architecture, pretrained=False)
     theirs, ours = torch.load(src, map_location="cpu", weights_only=True), model.state_dict()
@@ -156,7 +153,7 @@ def _no_loose_images(source, folder: Path, where: str, beside: list):
                         if beside else ") and no class folders") + f"; expected {IMAGE_FOLDER_LAYOUT}. Move each image into the folder of its class.")
 
 def _class_folders(source, folder: Path, where: str) -> list:
-    "The class folders in `folder`, after checking that it holds no images of its own and that none holds a folder."
+    "The class folders in `folder`, after checking that it holds no images of its own and each of them images only."
     classes = _folders(folder)
     _no_loose_images(source, folder, where, classes)
     for c in classes:
@@ -165,6 +162,10 @@ def _class_folders(source, folder: Path, where: str) -> list:
             raise DataError(f"{source}: found the folder {rel}/{nested[0].name}/ inside the class folder {rel}/, so its images would be "
                             f"labelled {nested[0].name!r}; expected {IMAGE_FOLDER_LAYOUT}, with the images directly in each class "
                             f"folder. Move them up into {rel}/, or make {nested[0].name}/ a class folder of its own.")
+        if not _images(c):  # imagefolder would silently drop the class
+            others = [f.name for f in c.iterdir() if f.is_file()]
+            raise DataError(f"{c}: a class folder with no images ({len(others)} other files" + (f", e.g. {others[0]!r}" if others else "")
+                            + f"). Add images of the class {c.name!r} (.png, .jpg, ...) or remove the folder.")
     return classes
 
 def _check_split_words(source, folder: Path, images: list, splits: bool):
@@ -325,8 +326,7 @@ class ImageTransform:
     "A batch transform for `Dataset.with_transform`: `to_rgb`, then `transform`; picklable, so data-loader workers can run it."
     def __init__(self, transform, image_column: str = "image"): self.transform, self.image_column = transform, image_column
     def __call__(self, batch: dict) -> dict:
-        return {"pixel_values": [self.transform(to_rgb(im)) for im in batch[self.image_column]],
-                "label": batch["label"]}
+        return {"pixel_values": [self.transform(to_rgb(im)) for im in batch[self.image_column]], "label": batch["label"]}
 
 def with_transforms(splits: DatasetDict, image_column: str, training, evaluation) -> DatasetDict:
     "`splits` transformed on the fly: `training` for train, `evaluation` for the others."
@@ -363,8 +363,7 @@ class FreezeBackbone(TrainerCallback):
     "Train only the classification head for the first `epochs` epochs, then the whole network."
     def __init__(self, epochs: int): self.epochs, self.frozen = epochs, False
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        # a resumed run past its frozen epochs starts unfrozen; the optimizer already holds every parameter,
-        # and frozen ones get no gradient, so no update
+        # a resumed run past its frozen epochs starts unfrozen (frozen parameters get no gradient, so no update)
         if self.epochs > 0 and (state.epoch or 0) < self.epochs - 1e-6:
             for q in backbone_parameters(model): q.requires_grad_(False)
             self.frozen = True
@@ -381,7 +380,6 @@ def image_sources(ds, column: str) -> list:
     items = ds.cast_column(column, datasets.Image(decode=False))[column]
     return [(it or {}).get("path") or f"row {i + 1}" for i, it in enumerate(items)]
 
-# %% ../nbs/02_images.ipynb #88cada8a
 def image_modes(ds, column: str) -> list:
     "Each row's colour mode as stored (RGB, L for greyscale, P for palette, ...), read from the file header only."
     return [_open_image(it).mode for it in ds.cast_column(column, datasets.Image(decode=False))[column]]

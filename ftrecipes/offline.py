@@ -6,8 +6,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/offline.html.md"""
 
 # %% auto #0
 __all__ = ['OFFLINE_WEIGHTS', 'TINY_ARCHS', 'CHATML_TEMPLATE', 'ModelError', 'offline_weights_path', 'best_offline_model',
-           'best_offline_text_encoder', 'gguf_to_folder', 'train_wordpiece_tokenizer', 'train_seq2seq_tokenizer',
-           'train_chat_tokenizer', 'tiny_cache_dir', 'build_tiny_model']
+           'best_offline_text_encoder', 'file_key', 'gguf_to_folder', 'train_wordpiece_tokenizer',
+           'train_seq2seq_tokenizer', 'train_chat_tokenizer', 'tiny_cache_dir', 'build_tiny_model']
 
 # %% ../nbs/02_offline.ipynb #19d704bc
 import hashlib
@@ -67,13 +67,17 @@ def best_offline_text_encoder(hub: bool = False) -> str:
     "The best text encoder available here: offline real weights, else their Hub id when `hub`, else a tiny BERT."
     return best_offline_model("encoder", hub)
 
+# %% ../nbs/02_offline.ipynb #f11e4e71
+def file_key(path: Path, *extra) -> str:
+    "A short key of the file at `path` (its place, size and modification time) and of `extra`, naming its cache folder."
+    stat = path.stat()
+    return hashlib.sha1(":".join(map(str, [path, stat.st_size, stat.st_mtime_ns, *extra])).encode()).hexdigest()[:12]
+
 # %% ../nbs/02_offline.ipynb #a33ba35f
 def gguf_to_folder(gguf_file) -> Path:
     "An ordinary transformers folder converted (once, then cached) from the GGUF file `gguf_file`."
     src = Path(gguf_file).expanduser().resolve()
-    stat = src.stat()
-    key = hashlib.sha1(f"{src}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    out = cache_dir()/"gguf"/f"{src.stem}-{key}"
+    out = cache_dir()/"gguf"/f"{src.stem}-{file_key(src)}"
     if (out/"config.json").exists() and (out/"tokenizer_config.json").exists():
         if gguf_tokenizer_sound(out): return out
         print(f"{out} was converted wrongly by an earlier transformers; converting it again")
