@@ -95,22 +95,10 @@ def _builder_for(path: Path) -> tuple:
     if suffix == ".conll": return "conll", {"column_names": conll_columns(path)}
     return FILE_BUILDERS[suffix], ({"delimiter": "\t"} if suffix == ".tsv" else {})
 
-def _check_label_folders(folder: Path):
-    "Fail on a class folder with no images: `imagefolder` would silently drop that class."
-    hidden = lambda p: any(part.startswith((".", "__")) for part in p.relative_to(folder).parts)  # .git, __MACOSX
-    for d in sorted(p for p in folder.rglob("*") if p.is_dir() and not hidden(p)):
-        if any(c.is_dir() and not hidden(c) for c in d.iterdir()): continue  # a split folder (train/, test/) or a parent
-        if not any(f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") for f in d.iterdir() if f.is_file()):
-            others = [f.name for f in d.iterdir() if f.is_file()]
-            raise DataError(f"{d}: a class folder with no images ({len(others)} other files"
-                            + (f", e.g. {others[0]!r}" if others else "") + "). Add images of the class "
-                            f"{d.name!r} (.png, .jpg, ...) or remove the folder.")
-
 def _folder_data_files(folder: Path) -> tuple:
     "Builder, kwargs and split->files for a folder."
     files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")]
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
-        _check_label_folders(folder)
         return "imagefolder", {}, None
     data = [p for p in files if p.suffix.lower() in FILE_BUILDERS]
     if not data:

@@ -55,7 +55,8 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCol
 # %% ../nbs/12_ner.ipynb #d28fba3f
 from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows, as_text
-from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
+from .models import resolve_model, load_tokenizer, load_model, describe_model
+from .offline import best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
 from .metrics import load_metric, trainer_compute_metrics, plot_confusion_matrix, bootstrap_ci

@@ -63,7 +63,8 @@ from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 # %% ../nbs/11_question_answering.ipynb #c2198a2f
 from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, as_text, texts
-from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
+from .models import resolve_model, load_tokenizer, load_model, describe_model
+from .offline import best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
 from .metrics import load_metric, softmax, bootstrap_ci

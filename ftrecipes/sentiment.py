@@ -50,7 +50,8 @@ from datasets import DatasetDict
 from .environment import describe_environment, seed_everything, training_precision
 from .data import (load_data, check_columns, drop_empty_texts, encode_labels, check_classes, check_class_coverage,
                             show_examples, label_counts)
-from .models import resolve_model, load_tokenizer, load_model, describe_model, best_offline_text_encoder
+from .models import resolve_model, load_tokenizer, load_model, describe_model
+from .offline import best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,

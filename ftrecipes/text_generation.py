@@ -65,7 +65,8 @@ from transformers import AutoConfig, AutoTokenizer
 # %% ../nbs/15_text_generation.ipynb #afaa4064
 from .environment import describe_environment, seed_everything
 from .data import load_data, make_splits, limit_rows, drop_empty_texts
-from .models import resolve_model, load_tokenizer, describe_model, best_offline_model, choose_gradient_checkpointing
+from .models import resolve_model, load_tokenizer, describe_model, choose_gradient_checkpointing
+from .offline import best_offline_model
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .probes import prepare_trainer
 from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note

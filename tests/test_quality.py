@@ -177,7 +177,7 @@ TRANSLATION_QUALITY_PARAMS = dict(data_config=None, source_lang="en", target_lan
 
 
 def _small_seq2seq(arch, texts, out, vocab_size):
-    from ftrecipes.models import build_tiny_model
+    from ftrecipes.offline import build_tiny_model
     return build_tiny_model(arch, texts=texts, out_dir=str(out), vocab_size=vocab_size, hidden=128, layers=3, heads=4, max_len=512)
 
 

@@ -8,7 +8,8 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from ftrecipes.data import DataError, load_data
-from ftrecipes.models import build_tiny_model, load_for_task
+from ftrecipes.models import load_for_task
+from ftrecipes.offline import build_tiny_model
 from ftrecipes.question_answering import (RECIPE, flatten_squad, prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
                                           squad_scores, normalize_answer, qa_splits, tokenize_qa, evaluate_qa,
                                           QADataCollator, QA_EXTRA_COLUMNS, ExtractiveQAPipeline)

@@ -13,7 +13,7 @@ from transformers.trainer_utils import PredictionOutput
 
 from ftrecipes.data import DataError, load_data
 from ftrecipes.metrics import load_metric
-from ftrecipes.models import build_tiny_model
+from ftrecipes.offline import build_tiny_model
 from ftrecipes.seq2seq import (RougeMetrics, check_pairs, evaluate_seq2seq, generation_config, prepare_for_saving, seq2seq_compute_metrics,
                                split_sentences)
 from ftrecipes.translation import translation_pairs

@@ -20,7 +20,8 @@ from conftest import subprocess_env
 from notebook_runner import run_all, run_recipe_job
 from ftrecipes.causal_lm import (TOKEN_COLUMNS, assistant_spans, causal_lm_arguments, causal_lm_collator, ensure_pad_token,
                                  evaluate_perplexity, pack_into_blocks, report_perplexity, tokenize_chat)
-from ftrecipes.models import build_tiny_model, resolve_model
+from ftrecipes.models import resolve_model
+from ftrecipes.offline import build_tiny_model
 from ftrecipes.training import TrainConfig, make_trainer
 
 TWO_TURNS = [{"role": "user", "content": "Convert 3 hours to minutes."},
