@@ -7,9 +7,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/data.html.md"""
 # %% auto #0
 __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'TEXT_SUFFIXES', 'DataError', 'bundled_samples', 'sample_path',
            'source_kind', 'conll_columns', 'check_csv_rows', 'diagnose_file', 'load_data', 'check_not_empty',
-           'suggest_column', 'check_columns', 'as_text', 'texts', 'drop_empty_texts', 'tidy_label_names',
-           'encode_labels', 'check_classes', 'make_splits', 'limit_rows', 'check_class_coverage', 'show_examples',
-           'label_counts']
+           'suggest_column', 'check_columns', 'as_text', 'texts', 'drop_empty_texts', 'make_splits', 'limit_rows',
+           'show_examples']
 
 # %% ../nbs/01_data.ipynb #e8731bfe
 import csv
@@ -299,116 +298,6 @@ def drop_empty_texts(dsd: DatasetDict, column: str, source: str = "the data") ->
         out[split] = ds
     return DatasetDict(out)
 
-# %% ../nbs/01_data.ipynb #1795e4df
-def _row_hint(split, i): return f"split {split!r}, row {i + 1}"
-
-def tidy_label_names(dsd: DatasetDict, column: str, source: str = "the data") -> DatasetDict:
-    "`dsd` with spaces around string labels removed (with a note); fail on labels that differ only in case."
-    first, stripped = {}, Counter()
-    for split, ds in dsd.items():
-        for i, v in enumerate(ds[column]):
-            if not isinstance(v, str): continue
-            if v != v.strip(): stripped[(v, v.strip())] += 1
-            first.setdefault(v.strip(), (split, i))
-    by_case = {}
-    for name, where in first.items(): by_case.setdefault(name.casefold(), []).append((name, where))
-    for variants in by_case.values():
-        if len(variants) > 1:
-            (a, wa), (b, wb) = variants[:2]
-            raise DataError(f"{source}: labels {a!r} ({_row_hint(*wa)}) and {b!r} ({_row_hint(*wb)}) in {column!r} "
-                            "differ only in case, so they would be two classes. Write each class the same way in every row.")
-    if not stripped: return dsd
-    print(f"Note: removed the spaces around {sum(stripped.values())} labels in {column!r}: "
-          + ", ".join(f"{a!r} -> {b!r} ({n} rows)" for (a, b), n in stripped.items()))
-    return dsd.map(lambda b: {column: [v.strip() if isinstance(v, str) else v for v in b[column]]}, batched=True)
-
-# %% ../nbs/01_data.ipynb #7cd575dc
-def _label_kind(v) -> str:
-    if isinstance(v, (int, float)) and not isinstance(v, bool): return "number"
-    return "number" if re.fullmatch(r"-?\d+", str(v).strip()) else "name"
-
-def _check_one_label_kind(dsd: DatasetDict, column: str, source: str):
-    "Fail when a label column mixes class names and numbers ('positive' and 1): they would become different classes."
-    seen = {}
-    for split, ds in dsd.items():
-        for i, v in enumerate(ds[column]):
-            if v is None: continue
-            seen.setdefault(_label_kind(v), (split, i, v))
-            if len(seen) == 2:
-                (s1, i1, v1), (s2, i2, v2) = sorted(seen.values(), key=lambda x: (list(dsd).index(x[0]), x[1]))
-                raise DataError(f"{source}, {_row_hint(s2, i2)}: label {v2!r} in {column!r} mixes label types: "
-                                f"{_row_hint(s1, i1)} has {v1!r}. Use class names in every row, or ids in every row "
-                                "(and pass label_names to name the ids).")
-
-def encode_labels(dsd: DatasetDict,
-                  column: str,  # the label column
-                  label_names: list = None,  # class names in id order; inferred when None
-                  threshold: float = None,  # turn a numeric score into two classes: > threshold is class 1
-                  source: str = "the data",
-                  ) -> tuple:
-    "Return (`dsd` with an integer `label` ClassLabel column, the list of class names)."
-    feat = dsd[next(iter(dsd))].features.get(column)
-    hidden = [s for s, d in dsd.items() if isinstance(feat, ClassLabel) and len(d) and all(v == -1 for v in d[column])]
-    for s in hidden: print(f"Note: the {s!r} split has no labels (all -1); it is dropped.")
-    dsd = DatasetDict({s: d for s, d in dsd.items() if s not in hidden})
-    if threshold is None and not isinstance(feat, ClassLabel): dsd = tidy_label_names(dsd, column, source)
-    if threshold is not None:
-        names = list(label_names or ["negative", "positive"])
-        if len(names) != 2: raise DataError(f"label_threshold makes two classes, but label_names has {len(names)}: {names}.")
-        def to_id(v, split, i):
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise DataError(f"{source}, {_row_hint(split, i)}: label_threshold needs a number in {column!r}, got {v!r}.")
-            return int(v > threshold)
-    else:
-        if isinstance(feat, ClassLabel) and label_names is None: names = list(feat.names)
-        elif label_names is not None: names = [str(n) for n in label_names]
-        else:
-            values = [v for v in dsd["train" if "train" in dsd else next(iter(dsd))][column] if v is not None]
-            if any(isinstance(v, float) and not float(v).is_integer() for v in values):
-                raise DataError(f"{source}: label column {column!r} holds scores such as {next(v for v in values if isinstance(v, float) and not v.is_integer())!r}, not classes. "
-                                "Pass label_threshold (e.g. 0) to split them into two classes, or use a column of class names.")
-            _check_one_label_kind(dsd, column, source)
-            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-            names = [str(int(v)) for v in sorted(set(values))] if numeric else sorted({str(v) for v in values})
-        index = {n: i for i, n in enumerate(names)}
-        is_classlabel = isinstance(feat, ClassLabel)
-        def to_id(v, split, i):
-            if v is None or v == "": raise DataError(f"{source}, {_row_hint(split, i)}: the label in {column!r} is missing. Fill it in or drop the row.")
-            if isinstance(v, float) and not v.is_integer():
-                raise DataError(f"{source}, {_row_hint(split, i)}: label {v!r} in {column!r} is a fraction, not a class. "
-                                "Pass label_threshold to turn scores into classes.")
-            if is_classlabel and isinstance(v, int) and 0 <= v < len(feat.names): v = feat.names[v]
-            key = str(int(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
-            if key not in index and isinstance(v, int) and label_names is not None and 0 <= v < len(names): return v
-            if key not in index:
-                raise DataError(f"{source}, {_row_hint(split, i)}: label {v!r} in {column!r} is not one of the "
-                                f"classes {names}. Fix the row, or pass label_names with every class.")
-            return index[key]
-    out = {}
-    for split, ds in dsd.items():
-        ids = [to_id(v, split, i) for i, v in enumerate(ds[column])]
-        ds = ds.remove_columns([c for c in dict.fromkeys((column, "label")) if c in ds.column_names])
-        out[split] = ds.add_column("label", ids).cast_column("label", ClassLabel(names=names))
-    return DatasetDict(out), names
-
-# %% ../nbs/01_data.ipynb #267dafe6
-def check_classes(dsd: DatasetDict, label_names: list, source: str = "the data"):
-    "Fail on fewer than two classes with rows, or a class with too few rows to reach train, validation and test."
-    rows = {}
-    for split, ds in dsd.items():
-        for i, y in enumerate(ds["label"]): rows.setdefault(y, []).append((split, i))
-    present = [label_names[y] for y in sorted(rows)]
-    if len(present) < 2:
-        raise DataError(f"{source}: every row has the class {present[0] if present else None!r}; a classifier "
-                        "needs examples of at least two classes (it would score a meaningless 1.0). Add the other "
-                        "classes, or check label_column.")
-    for y, where in sorted(rows.items()):
-        if len(where) < 3:
-            raise DataError(f"{source}: class {label_names[y]!r} has only {len(where)} row{'s' * (len(where) > 1)} "
-                            f"({'; '.join(_row_hint(*w) for w in where)}), too few to learn it and to score it (train, "
-                            "validation and test need a row each). Add examples of it, or remove its rows.")
-
-
 # %% ../nbs/01_data.ipynb #f00d17a8
 def _split_off_groups(ds, fraction, seed, group_by):
     "Cut about `fraction` of the rows off `ds`, whole groups at a time (rows sharing a `group_by` value stay together)."
@@ -483,20 +372,6 @@ def limit_rows(splits: DatasetDict, max_train: int = None, max_eval: int = None,
         if cap and name in out and len(out[name]) > cap: out[name] = out[name].shuffle(seed=seed).select(range(cap))
     return DatasetDict(out)
 
-# %% ../nbs/01_data.ipynb #40ef174a
-def check_class_coverage(splits: DatasetDict, label_names: list, source: str = "the data"):
-    "Fail on a class with evaluation rows but no training rows; note a class that validation or test lacks."
-    counts = {s: Counter(d["label"]) for s, d in splits.items()}
-    for y, name in enumerate(label_names):
-        seen = {s: c[y] for s, c in counts.items() if c[y]}
-        if seen and not counts.get("train", {}).get(y):
-            raise DataError(f"{source}: class {name!r} has no training rows ({', '.join(f'{s} {n}' for s, n in seen.items())}), "
-                            "so the model could never predict it. Add training examples of it (or raise "
-                            "max_train_samples), or remove its rows from the other splits.")
-    for s in ("validation", "test"):
-        lacking = [n for y, n in enumerate(label_names) if s in counts and not counts[s][y]]
-        if lacking: print(f"Note: the {s!r} split has no rows of {lacking}; its scores say nothing about them.")
-
 # %% ../nbs/01_data.ipynb #a6d3edfc
 def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = None):
     "A pandas DataFrame of `n` random rows, with class names next to label ids."
@@ -506,8 +381,3 @@ def show_examples(ds: Dataset, n: int = 5, seed: int = 0, label_names: list = No
     names = label_names or (feat.names if isinstance(feat, ClassLabel) else None)
     if names is not None and "label" in df: df.insert(df.columns.get_loc("label") + 1, "label_name", [names[i] for i in df["label"]])
     return df
-
-# %% ../nbs/01_data.ipynb #04c35c4d
-def label_counts(dsd: DatasetDict, label_names: list) -> "pd.DataFrame":
-    "Rows per class and split: check the balance before training."
-    return pd.DataFrame({s: Counter(label_names[i] for i in d["label"]) for s, d in dsd.items()}).fillna(0).astype(int)

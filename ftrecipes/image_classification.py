@@ -64,7 +64,8 @@ from transformers import AutoConfig, AutoModelForImageClassification, TrainerCal
 
 # %% ../nbs/16_image_classification.ipynb #00ef7147
 from .environment import describe_environment, seed_everything, training_precision
-from .data import load_data, check_columns, encode_labels, check_classes, make_splits, label_counts, limit_rows, check_class_coverage
+from .data import load_data, check_columns, make_splits, limit_rows
+from .labels import encode_labels, check_classes, label_counts, check_class_coverage
 from .models import resolve_model, count_parameters, safe_from_pretrained
 from .offline import best_offline_model
 from .images import (timm_model_id, timm_classifier_config, image_data_config, record_data_config, check_image_folder,

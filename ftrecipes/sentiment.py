@@ -48,8 +48,8 @@ from datasets import DatasetDict
 
 # %% ../nbs/10_sentiment.ipynb #22604141
 from .environment import describe_environment, seed_everything, training_precision
-from .data import (load_data, check_columns, drop_empty_texts, encode_labels, check_classes, check_class_coverage,
-                            show_examples, label_counts)
+from .data import load_data, check_columns, drop_empty_texts, show_examples
+from .labels import encode_labels, check_classes, check_class_coverage, label_counts
 from .models import resolve_model, load_tokenizer, load_model, describe_model
 from .offline import best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history

@@ -48,7 +48,8 @@ UNUSED_PARAMETER_SCRIPT = '''
 import json, sys
 import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
-from ftrecipes.data import load_data, encode_labels, make_splits
+from ftrecipes.data import load_data, make_splits
+from ftrecipes.labels import encode_labels
 from ftrecipes.models import load_for_task
 from ftrecipes.training import TrainConfig, make_trainer, train_and_time
 from ftrecipes.probes import prepare_trainer

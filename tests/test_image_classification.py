@@ -135,7 +135,8 @@ def test_skipped_images_are_reported_and_the_saved_model_predicts_a_new_file_in_
 
 
 def test_freeze_backbone_trains_only_the_head_for_its_epochs(tmp_path):
-    from ftrecipes.data import encode_labels, make_splits
+    from ftrecipes.data import make_splits
+    from ftrecipes.labels import encode_labels
     from ftrecipes.environment import describe_environment
     from ftrecipes.image_classification import image_trainer, load_image_classifier
     from ftrecipes.images import backbone_parameters, image_data_config, with_transforms
