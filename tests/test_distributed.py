@@ -132,7 +132,8 @@ def _run_in_one_and_two_processes(script: str, tmp_path) -> tuple:
 
 QA_ORDER_SCRIPT = ORDER_SCRIPT_HEAD + '''
 from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
-from ftrecipes.question_answering import prepare_qa_examples, tokenize_qa, evaluate_qa, QA_EXTRA_COLUMNS
+from ftrecipes.question_answering import prepare_qa_examples, evaluate_qa
+from ftrecipes.extractive_qa import tokenize_qa, QA_EXTRA_COLUMNS
 from ftrecipes.training import make_trainer
 model, tok = fixed_model("tiny:bert", AutoModelForQuestionAnswering)
 examples = prepare_qa_examples(load_data("sample:qa"))[0]["train"].select(range(24))

@@ -1,6 +1,8 @@
 """Unit tests of the question-answering pieces: windows over long contexts, labels, post-processing, metrics, checks."""
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,9 @@ from datasets import Dataset, DatasetDict
 from ftrecipes.data import DataError, load_data
 from ftrecipes.models import load_for_task
 from ftrecipes.offline import build_tiny_model
-from ftrecipes.question_answering import (RECIPE, flatten_squad, prepare_qa_examples, prepare_qa_features, postprocess_qa_predictions,
-                                          squad_scores, normalize_answer, qa_splits, tokenize_qa, evaluate_qa,
-                                          QADataCollator, QA_EXTRA_COLUMNS, ExtractiveQAPipeline)
+from ftrecipes.extractive_qa import (flatten_squad, prepare_qa_features, postprocess_qa_predictions, squad_scores,
+                                     normalize_answer, tokenize_qa, QADataCollator, QA_EXTRA_COLUMNS, ExtractiveQAPipeline)
+from ftrecipes.question_answering import RECIPE, prepare_qa_examples, qa_splits, evaluate_qa
 from ftrecipes.parameters import Params
 from ftrecipes.training import TrainConfig, make_trainer
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -352,3 +354,12 @@ def test_a_number_is_a_context_or_a_question_not_an_empty_one(tmp_path, capsys):
     assert out["train"]["question"] == ["1984", "Which number?"] and out["train"]["context"][1] == "42"
     assert out["train"][1]["answers"] == dict(text=["42"], answer_start=[0])
     assert "1 of 2 contexts are numbers" in capsys.readouterr().out
+
+
+def test_importing_the_recipe_registers_the_pipeline_its_model_card_names():
+    "A saved model's card says `import ftrecipes.question_answering`: that import alone gives pipeline('question-answering')."
+    code = ("import ftrecipes.question_answering, transformers.pipelines as tp; "
+            "print(tp.PIPELINE_REGISTRY.check_task('question-answering')[1]['impl'].__name__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] in ("ExtractiveQAPipeline", "QuestionAnsweringPipeline")
