@@ -45,17 +45,13 @@ resume = False
 
 # %% ../nbs/11_question_answering.ipynb #395212b3
 import re
-import string
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 
 # %% ../nbs/11_question_answering.ipynb #631153a0
 import numpy as np
-import datasets
-import evaluate
 from datasets import Dataset, DatasetDict
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding, Pipeline
-from transformers.data.data_collator import pad_without_fast_tokenizer_warning
+from transformers import AutoModelForQuestionAnswering
 
 # %% ../nbs/11_question_answering.ipynb #c2198a2f
 from .environment import describe_environment, seed_everything, training_precision
