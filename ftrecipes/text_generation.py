@@ -72,11 +72,12 @@ from .probes import prepare_trainer
 from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note
 from .recipes import Recipe
 from .seq2seq import outputs_table
-from .causal_lm import (ensure_pad_token, ensure_chat_template, to_chats, tokenize_chats, report_chats, masked_view,
-                                 check_texts, tokenize_and_pack, prompt_and_reference, stop_token_ids, load_causal_lm,
-                                 apply_lora, causal_lm_collator, causal_lm_arguments, training_precision, report_perplexity,
-                                 evaluate_perplexity, generation_settings, generate_texts, stream_reply, answer_scores,
-                                 save_adapter, merged_model, TOKEN_COLUMNS, choose_separator, reads_lines)
+from .causal_lm import (ensure_pad_token, load_causal_lm, apply_lora, causal_lm_collator, causal_lm_arguments,
+                                 training_precision, report_perplexity, evaluate_perplexity, generation_settings,
+                                 generate_texts, stream_reply, answer_scores, save_adapter, merged_model)
+from .chats import (ensure_chat_template, to_chats, tokenize_chats, report_chats, masked_view, prompt_and_reference,
+                             stop_token_ids, TOKEN_COLUMNS)
+from .text_blocks import check_texts, tokenize_and_pack, choose_separator, reads_lines
 
 # %% ../nbs/15_text_generation.ipynb #c657fc57
 # text mode's published setup: WikiText-2 (its rows are lines that keep their line breaks)

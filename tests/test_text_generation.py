@@ -18,8 +18,10 @@ import pytest
 
 from conftest import subprocess_env
 from notebook_runner import run_all, run_recipe_job
-from ftrecipes.causal_lm import (TOKEN_COLUMNS, assistant_spans, causal_lm_arguments, causal_lm_collator, ensure_pad_token,
-                                 evaluate_perplexity, pack_into_blocks, report_perplexity, tokenize_chat)
+from ftrecipes.causal_lm import (causal_lm_arguments, causal_lm_collator, ensure_pad_token, evaluate_perplexity,
+                                 report_perplexity)
+from ftrecipes.chats import TOKEN_COLUMNS, assistant_spans, tokenize_chat
+from ftrecipes.text_blocks import pack_into_blocks
 from ftrecipes.models import resolve_model
 from ftrecipes.offline import build_tiny_model
 from ftrecipes.training import TrainConfig, make_trainer
