@@ -18,6 +18,8 @@ from pathlib import Path
 from .recipes import recipes, recipe_parameters
 from .runner import run_recipe, RecipeError, RunInterrupted
 from .parameters import parse_param
+from .environment import is_main_process
+from .saving import steps_note
 
 # %% ../nbs/07_cli.ipynb #cc19556a
 def _format_metrics(results: dict) -> str:
@@ -71,11 +73,8 @@ def main(argv=None) -> int:
         print(f"ftrecipes: error: {e}", file=sys.stderr)
         return 1
     except RunInterrupted as e:
-        from ftrecipes.environment import is_main_process
         if is_main_process(): print(interrupted_message(e, args), file=sys.stderr)
         return 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
-    from ftrecipes.environment import is_main_process
-    from ftrecipes.saving import steps_note
     if is_main_process():  # under torchrun, one summary
         print(f"\n{args.task}: model {results.get('base_model')} on {results.get('data')} (preset {results.get('preset')})")
         print(_format_metrics(results))

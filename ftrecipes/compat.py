@@ -23,7 +23,7 @@ import torch
 import transformers
 from packaging.version import Version
 from torch.torch_version import TorchVersion
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, TrainingArguments
 
 # %% ../nbs/00_compat.ipynb #bdfb50b4
 def needs_fake_tensor_device_guard(version: str, cuda: bool) -> bool:
@@ -76,14 +76,13 @@ def gguf_tokenizer_sound(folder) -> bool:
 # %% ../nbs/00_compat.ipynb #9996efc1
 def checkpointing_argument(arguments_class=None) -> str:
     "transformers 5.2x renamed TrainingArguments' gradient_checkpointing to activation_checkpointing (old name gone in 6): the name it takes."
-    from transformers import TrainingArguments
     names = {f.name for f in fields(arguments_class or TrainingArguments)}
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 # %% ../nbs/00_compat.ipynb #615a4c05
 def allow_removed_pipeline_task(task: str):
     "transformers >= 5.3 refuses the pipeline tasks it removed (question-answering, summarization, ...): let `task` through to the registry."
-    import transformers.pipelines as tp
+    import transformers.pipelines as tp  # on use: the command line imports compat, not the pipelines
     tp.REMOVED_TASKS.pop(task, None)
 
 # %% ../nbs/00_compat.ipynb #9c4d2e81

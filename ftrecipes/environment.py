@@ -13,16 +13,23 @@ __all__ = ['CPU_BF16_MIN_WIDTH', 'PRECISIONS', 'OFFLINE_VARS', 'detect_device', 
 
 # %% ../nbs/00_environment.ipynb #dfea366b
 import math
+import importlib
 import os
 import platform
 import random
 import socket
+import sys
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
 # %% ../nbs/00_environment.ipynb #5c230811
 import numpy as np
 import torch
+import torch.distributed as dist
+import datasets
+import transformers
+from accelerate import PartialState
+from transformers import set_seed
 
 # %% ../nbs/00_environment.ipynb #cb8bc5b1
 def detect_device() -> str:
@@ -99,7 +106,7 @@ def training_precision(requested: str, device: str, model=None) -> str:
 def in_colab() -> bool:
     "True when running inside Google Colab."
     try:
-        import google.colab  # noqa: F401
+        import google.colab  # noqa: F401  (only Colab has it: the test itself)
         return True
     except ImportError:
         return False
@@ -129,7 +136,6 @@ def set_offline(offline: bool = True):
         else: os.environ.pop(v, None)
     # The libraries read these variables once, at import time: keep the constants of those already
     # imported in step, so that switching after `import datasets` still takes effect.
-    import importlib, sys
     for module, names in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
                           ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")),
                           ("evaluate.config", ("HF_EVALUATE_OFFLINE",))):
@@ -146,7 +152,6 @@ def cache_dir() -> Path:
 # %% ../nbs/00_environment.ipynb #90a8d359
 def seed_everything(seed: int = 42):
     "Seed python, numpy and torch (CPU and all GPUs)."
-    from transformers import set_seed
     set_seed(seed)
     return seed
 
@@ -163,9 +168,7 @@ def is_main_process() -> bool: return process_rank() == 0
 
 def _process_group():
     "torch.distributed, with the process group the Trainer will use started if needed (accelerate picks NCCL or gloo)."
-    import torch.distributed as dist
     if not dist.is_initialized():
-        from accelerate import PartialState
         PartialState()
     return dist
 
@@ -217,7 +220,6 @@ class RunEnvironment:
 # %% ../nbs/00_environment.ipynb #20955afe
 def quiet_libraries():
     "Keep notebook output readable: no per-map progress bars or load reports; the Trainer's progress stays."
-    import datasets, transformers
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

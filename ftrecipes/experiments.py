@@ -12,7 +12,11 @@ __all__ = ['EXPERIMENT_CLAIM', 'headline', 'metric_value', 'across_seeds', 'lear
 import json
 import math
 import os
+import warnings
 from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
 
 # %% ../nbs/20_experiments.ipynb #9e2c705c
 from transformers import TrainerCallback
@@ -56,7 +60,6 @@ def _experiment_dir(output_dir, task: str, kind: str, resume: bool = False) -> P
 def across_seeds(task: str, params: dict = None, seeds=(0, 1, 2), output_dir=None, metric: str = None,
                  split: str = "test", seed_param: str = "seed"):
     "Run recipe `task` once per seed; return (table of runs, summary with mean and standard deviation)."
-    import pandas as pd
     params, (metric, _) = dict(params or {}), headline(task, metric)
     check_params(task, dict(params, **{seed_param: seeds[0]}))
     out, rows = _experiment_dir(output_dir, task, "seeds"), []
@@ -76,7 +79,6 @@ def across_seeds(task: str, params: dict = None, seeds=(0, 1, 2), output_dir=Non
 def learning_curve(task: str, params: dict = None, fractions=(0.1, 0.3, 1.0), output_dir=None, metric: str = None,
                    split: str = "test"):
     "Run recipe `task` on fractions of its training data; return a table of training rows and `metric`."
-    import pandas as pd
     params, (metric, _) = dict(params or {}), headline(task, metric)
     if not all(0 < f <= 1 for f in fractions): raise ValueError(f"fractions={fractions!r}: each must be in (0, 1].")
     check_params(task, dict(params, max_train_samples=1))
@@ -94,7 +96,6 @@ def learning_curve(task: str, params: dict = None, fractions=(0.1, 0.3, 1.0), ou
 
 def plot_learning_curve(table, metric: str = None, title: str = "Learning curve", ax=None):
     "Plot `metric` against the number of training rows (log scale)."
-    import matplotlib.pyplot as plt
     metric = metric or [c for c in table.columns if c not in ("fraction", "train_rows", "wall_time_s")][0]
     if ax is None: fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(table["train_rows"], table[metric], "o-")
@@ -139,7 +140,7 @@ class OptunaPruning(TrainerCallback):
     "Report the validation metric to an optuna trial after each evaluation, and stop the trial when optuna's pruner says so."
     def __init__(self, trial, metric: str): self.trial, self.metric = trial, metric
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        import optuna
+        import optuna  # optional: pip install optuna
         value = (metrics or {}).get(f"eval_{self.metric}")
         if value is None: return  # this recipe does not compute the metric while training: no pruning
         epoch = int(round(state.epoch or 0))
@@ -158,8 +159,8 @@ def search(task: str, params: dict = None, space: dict = None, n_trials: int = 1
     metric, direction = headline(task, metric, direction)
     check_params(task, params); check_space(task, space)
     out = _experiment_dir(output_dir, task, "search", resume=resume)
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages import JournalStorage  # optional: pip install optuna
+    from optuna.storages.journal import JournalFileBackend  # optional: pip install optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(str(out/"optuna-journal.log")))
     study = optuna.create_study(study_name=task, storage=storage, load_if_exists=True, direction=direction,
@@ -186,7 +187,6 @@ def search(task: str, params: dict = None, space: dict = None, n_trials: int = 1
 
 def search_table(study):
     "One row per trial: its state, validation value, parameters and wall time, best first."
-    import pandas as pd
     rows = [dict(trial=t.number, state=t.state.name.lower(), value=t.value,
                  epochs_reported=len(t.intermediate_values), **t.params, wall_time_s=t.user_attrs.get("wall_time_s"))
             for t in study.trials]
@@ -195,9 +195,7 @@ def search_table(study):
 
 def plot_search(study):
     "Objective by trial (with the best so far) and, with three or more complete trials, optuna's parameter importances."
-    import warnings
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
+    from optuna.visualization import matplotlib as ovm  # optional: pip install optuna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
         ax = ovm.plot_optimization_history(study)

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import datasets
 import evaluate
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
 from .training import predict_in_order
 from .environment import cache_dir
 
@@ -32,7 +35,7 @@ class Accuracy(evaluate.Metric):
                                    features=_CLASS_FEATURES)
 
     def _compute(self, predictions, references, sample_weight=None):
-        from sklearn.metrics import accuracy_score
+        from sklearn.metrics import accuracy_score  # on use: scikit-learn takes a second to import; not every recipe needs it
         return {"accuracy": float(accuracy_score(references, predictions, sample_weight=sample_weight))}
 
 # %% ../nbs/04_metrics.ipynb #61c1a126
@@ -44,7 +47,7 @@ class ClassificationMetrics(evaluate.Metric):
                                    "label_names: optional class names in id order", features=_CLASS_FEATURES)
 
     def _compute(self, predictions, references, label_names=None):
-        from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+        from sklearn.metrics import accuracy_score, precision_recall_fscore_support  # on use: scikit-learn takes a second to import; not every recipe needs it
         n = len(label_names) if label_names else max(max(predictions, default=0), max(references, default=0)) + 1
         labels = list(range(n))
         names = list(label_names) if label_names else [str(i) for i in labels]
@@ -113,13 +116,12 @@ def evaluate_classifier(trainer, splits: dict, label_names: list) -> tuple:
 
 def top_k_accuracy(logits, references, k: int = 5) -> float:
     "Share of rows whose true class is among the `k` highest logits (scikit-learn's `top_k_accuracy_score`)."
-    from sklearn.metrics import top_k_accuracy_score
+    from sklearn.metrics import top_k_accuracy_score  # on use: scikit-learn takes a second to import; not every recipe needs it
     logits = np.asarray(logits)
     return float(top_k_accuracy_score(references, logits, k=k, labels=list(range(logits.shape[-1]))))
 
 def metrics_table(metrics: dict, keys=("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "loss")):
     "A DataFrame of the headline metrics, one column per split (with the accuracy's 95% bootstrap interval where known)."
-    import pandas as pd
     table = pd.DataFrame({s: {k: m[k] for k in keys if k in m} for s, m in metrics.items()}).round(4)
     if any("accuracy_ci95" in m for m in metrics.values()):
         ci = {s: (f"{m['accuracy_ci95'][0]:.4f} to {m['accuracy_ci95'][1]:.4f}" if "accuracy_ci95" in m else "")
@@ -155,7 +157,6 @@ def length_buckets(lengths, n: int = 4) -> list:
 
 def slice_metrics(references, predictions, slices, min_size: int = 20, seed: int = 0):
     "Accuracy per slice value (`slices`: one value per example), with 95% bootstrap intervals; returns (table, largest gap)."
-    import pandas as pd
     refs, preds, slices = np.asarray(references), np.asarray(predictions), np.asarray([str(v) for v in slices])
     if not len(refs) == len(preds) == len(slices):
         raise ValueError(f"slice_metrics: {len(refs)} references, {len(preds)} predictions, {len(slices)} slice values.")
@@ -182,7 +183,6 @@ def slice_report(references, predictions, views: dict, min_size: int = 20, show:
     for name, values in views.items():
         table, gap = slice_metrics(references, predictions, values, min_size)
         if show:
-            from IPython.display import display
             print(f"by {name}: " + (f"largest gap {gap['gap']:.3f} in accuracy, {gap['worst']!r} against {gap['best']!r}" if gap else
                                     f"fewer than two slices of {min_size} or more examples, so no gap is reported"))
             display(table)
@@ -207,13 +207,11 @@ def softmax(logits):
 
 def per_class_table(metrics: dict):
     "A DataFrame of the per-class scores returned by the classification metric."
-    import pandas as pd
     return pd.DataFrame(metrics["per_class"]).T.astype({"support": int}).round(3)
 
 def plot_confusion_matrix(references, predictions, label_names: list, title: str = "Confusion matrix", ax=None):
     "Counts of true class (rows) against predicted class (columns)."
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
+    from sklearn.metrics import ConfusionMatrixDisplay  # on use: scikit-learn takes a second to import; not every recipe needs it
     if ax is None: fig, ax = plt.subplots(figsize=(1.2 * len(label_names) + 2.5, 1.2 * len(label_names) + 2))
     ConfusionMatrixDisplay.from_predictions(references, predictions, labels=list(range(len(label_names))),
                                             display_labels=label_names, ax=ax, colorbar=False, cmap="Blues")
@@ -223,7 +221,6 @@ def plot_confusion_matrix(references, predictions, label_names: list, title: str
 # %% ../nbs/04_metrics.ipynb #3ddc18bb
 def most_confident_errors(inputs: list, references, logits, label_names: list, k: int = 10, input_name: str = "text"):
     "The `k` wrong predictions the model was surest of, with its confidence."
-    import pandas as pd
     probs = softmax(logits)
     pred = probs.argmax(-1)
     refs = np.asarray(references)

@@ -49,6 +49,7 @@ from collections import Counter
 import numpy as np
 import datasets
 import evaluate
+import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Sequence
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
@@ -174,7 +175,6 @@ def encode_tags(dsd: DatasetDict, tokens_column: str = "tokens", tags_column: st
 # %% ../nbs/12_ner.ipynb #d702874b
 def entity_counts(dsd: DatasetDict, label_names: list) -> "pd.DataFrame":
     "Entities per type and split."
-    import pandas as pd
     return pd.DataFrame({s: Counter(t for row in d["tags"] for t, _, _ in entity_spans([label_names[i] for i in row]))
                          for s, d in dsd.items()}).fillna(0).astype(int)
 
@@ -325,7 +325,6 @@ def entity_confusion(references: list, predictions: list) -> tuple:
 # %% ../nbs/12_ner.ipynb #c6192732
 def ner_errors_table(tokens: list, references: list, predictions: list, k: int = 8):
     "Sentences where predicted entities differ from gold ones, with both lists of 'words/TYPE'."
-    import pandas as pd
     def show(toks, tags): return ", ".join(f"{' '.join(toks[s:e + 1])}/{t}" for t, s, e in entity_spans(tags)) or "-"
     rows = [dict(sentence=" ".join(toks), gold=show(toks, ref), predicted=show(toks, pred))
             for toks, ref, pred in zip(tokens, references, predictions) if set(entity_spans(ref)) != set(entity_spans(pred))]

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+import ftrecipes
+
 from .data import make_splits, limit_rows
 from .environment import training_precision, hardware_name
 from .parameters import Params, CLAIM, COMMON_HELP, read_parameters, resolve_preset
@@ -85,7 +88,6 @@ def recipe_splits(dsd, p: dict, recipe: Recipe, **split_kwargs):
 def notebooks_dir() -> Path:
     "The repository's `nbs/` folder (`FTRECIPES_NBS` overrides)."
     if os.environ.get("FTRECIPES_NBS"): return Path(os.environ["FTRECIPES_NBS"])
-    import ftrecipes
     nbs = Path(ftrecipes.__file__).resolve().parent.parent/"nbs"
     if not nbs.is_dir():
         raise FileNotFoundError("The recipe notebooks are not next to this installation of ftrecipes. Clone the "
@@ -103,7 +105,6 @@ def _declared_recipe(path: Path) -> dict:
 
 def recipe_modules() -> dict:
     "Task name -> module name of every module of the package that declares a `RECIPE`, in notebook order."
-    import ftrecipes
     found = []
     for m in pkgutil.iter_modules(ftrecipes.__path__):
         path = Path(ftrecipes.__path__[0])/f"{m.name}.py"
@@ -166,8 +167,6 @@ def _published(p: dict) -> str:
 
 def results_table(*paths):
     "A pandas DataFrame, one row per results file (`results.json` files, summaries, or folders of them), in recipe order."
-    import pandas as pd
-    from ftrecipes.environment import hardware_name
     files = [f for p in map(Path, paths) for f in (sorted(p.glob("*.json")) + sorted(p.glob("*/results.json"))
                                                    if p.is_dir() else [p])]
     runs = [r for r in (json.loads(f.read_text()) for f in files) if isinstance(r, dict) and "task" in r]

@@ -89,7 +89,7 @@ def _interrupt_shell(shell, wait: float = 60):
     thread.join(wait)
 
 def execute_in_process(nb_path, executed, params: dict = None, name: str = None):
-    "Run notebook `nb_path` in an IPython shell inside this process (execnb, the executor nbdev uses), `params` injected after its parameters cell and `skip-execution` cells skipped as papermill does; write it to `executed`."
+    "Run notebook `nb_path` in an IPython shell in this process with `params`; write it to `executed`."
     nb, name = read_nb(nb_path), name or Path(nb_path).name
     tags = lambda c: c.get("metadata", {}).get("tags") or []
     if params:
@@ -120,7 +120,7 @@ def execute_in_process(nb_path, executed, params: dict = None, name: str = None)
 
 def run_recipe(task: str, params: dict = None, output_dir=None, stream_output: bool = False, kernel_name: str = None,
                in_process: bool = False) -> dict:
-    "Execute recipe `task` with `params`; return its results (the run's results.json). `stream_output` prints the cells' output; `in_process` skips the kernel start (for many runs in one process, and always under torchrun)."
+    "Execute recipe `task` with `params`; return its results (the run's results.json)."
     params = check_params(task, dict(params or {}))
     out = fresh_output_dir(output_dir or Path("runs")/task, resume=params.get("resume", False))
     token = claim_token(out)

@@ -20,11 +20,14 @@ import threading
 import time
 import uuid
 import datetime
+import errno
+import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
-from .environment import hardware_name
+import numpy as np
+from .environment import hardware_name, is_main_process, main_process_value, wait_for_main_process
 from .compat import allow_removed_pipeline_task
 
 # %% ../nbs/05_saving.ipynb #a51554e7
@@ -96,14 +99,12 @@ def _check_output_path(p: Path):
 
 def _output_error(p: Path, e: OSError) -> OutputDirError:
     "The one-line error for an output folder that could not be created or claimed."
-    import errno
     why = ("is not writable by you" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
            "lies under a file" if e.errno == errno.ENOTDIR else f"cannot be created ({e.strerror})")
     return OutputDirError(f"output folder {p}: {why}. Give another folder for the outputs (-o FOLDER, or output_dir=...).")
 
 # %% ../nbs/05_saving.ipynb #b9fc188b
 def _colab_hint(p: Path):
-    import sys
     if "google.colab" in sys.modules and not str(p.resolve()).startswith("/content/drive"):
         print(f"Colab: {p} is lost when the runtime disconnects. To resume after a disconnect, mount Drive "
               "(from google.colab import drive; drive.mount('/content/drive')) and set "
@@ -111,7 +112,6 @@ def _colab_hint(p: Path):
 
 def fresh_output_dir(path, resume: bool = False) -> Path:
     "`path`, or the first unused `path-2`, `path-3`, ..., claimed atomically; with `resume`, the newest unfinished run."
-    from ftrecipes.environment import main_process_value
     return main_process_value(lambda: _choose_output_dir(path, resume))
 
 def _choose_output_dir(path, resume: bool) -> Path:
@@ -237,7 +237,6 @@ def model_card(results: dict) -> str:
 
 # %% ../nbs/05_saving.ipynb #866feedc
 def _jsonable(o):
-    import numpy as np
     if isinstance(o, Mapping): return {str(k): _jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
     if isinstance(o, Path): return str(o)
@@ -247,8 +246,7 @@ def _jsonable(o):
     return str(o)
 
 def save_run(out_dir, model, processing_class, results: dict) -> Path:
-    "Save model + tokenizer/processor + model card to `out_dir/model` (complete or absent: written as `model.partial` and renamed) and `results` (updated in place) to `out_dir/results.json`."
-    from ftrecipes.environment import is_main_process, wait_for_main_process
+    "Save model, tokenizer or processor and model card to `out_dir/model`, and `results` to `out_dir/results.json`."
     out_dir = Path(out_dir)
     model_dir = out_dir/"model"
     results.update(saved_model=str(model_dir.resolve()),
@@ -269,7 +267,6 @@ def save_run(out_dir, model, processing_class, results: dict) -> Path:
 
 def write_results(out_dir, results: dict) -> Path:
     "Write `results` as JSON to `out_dir/results.json` (atomically; with several processes, the main one writes)."
-    from ftrecipes.environment import is_main_process
     path = Path(out_dir)/"results.json"
     if not is_main_process(): return path
     tmp = path.with_suffix(".json.tmp")
@@ -279,9 +276,9 @@ def write_results(out_dir, results: dict) -> Path:
 
 # %% ../nbs/05_saving.ipynb #1cc3b78d
 def reload_and_predict(model_dir, task: str, inputs, trust_remote_code: bool = False, **pipeline_kwargs):
-    "Load `model_dir` with `pipeline(task)` and run it on `inputs`: safetensors weights only, code saved with the model run only with `trust_remote_code` (as when it was trained)."
-    from transformers import pipeline
-    from ftrecipes.models import check_weights_format, check_remote_code
+    "Load `model_dir` with `pipeline(task)` and run it on `inputs`."
+    from transformers import pipeline  # on use: the command line imports saving, not the pipelines
+    from ftrecipes.models import check_weights_format, check_remote_code  # on use: nor the models module
     check_weights_format(model_dir); check_remote_code(model_dir, trust_remote_code)
     pipe = pipeline(task, model=str(model_dir), trust_remote_code=trust_remote_code, **pipeline_kwargs)
     return pipe(inputs)
@@ -349,7 +346,7 @@ def run_results(task: str, pipeline_task: str, p, env, splits: dict, training: d
 # %% ../nbs/05_saving.ipynb #548183d4
 def register_task_pipeline(task: str, pipeline_class, pt_model, force: bool = False) -> bool:
     "Register `pipeline_class` as `pipeline(task)` when transformers has no such task (or `force`); True if registered."
-    import transformers.pipelines as tp
+    import transformers.pipelines as tp  # on use: the command line imports saving, not the pipelines
     if task in tp.PIPELINE_REGISTRY.get_supported_tasks() and not force: return False
     allow_removed_pipeline_task(task)
     tp.PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=pt_model, type="text")

@@ -22,8 +22,12 @@ from importlib import resources
 import numpy as np
 import datasets
 import evaluate
+import pandas as pd
+import sacrebleu
+import torch
 from datasets import Dataset, DatasetDict
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+from rouge_score import rouge_scorer
 from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, Pipeline, Seq2SeqTrainer,
                           Seq2SeqTrainingArguments)
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -63,7 +67,6 @@ def seq2seq_precision(model_type: str, precision: str, bf16_supported: bool = No
     "`precision`, except that T5-family models never get fp16 (bf16 where supported, else fp32)."
     if precision != "fp16" or model_type not in T5_FAMILY: return precision
     if bf16_supported is None:
-        import torch
         bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     chosen = "bf16" if bf16_supported else "fp32"
     print(f"Note: {model_type} models produce NaN losses in fp16 (transformers issues 9295, 14189); training in {chosen}.")
@@ -89,7 +92,6 @@ def tokenize_pairs(splits: DatasetDict, tokenizer, source_column: str, target_co
 
 def report_truncation(counts: dict, max_source_length: int, max_target_length: int, warn_above: float = 0.1):
     "A table of truncated sources and targets per split, with a warning where more than `warn_above` of the targets were cut."
-    import pandas as pd
     for split, c in counts.items():
         if c["rows"] and c["targets_truncated"] / c["rows"] > warn_above:
             print(f"Warning: {c['targets_truncated']} of {c['rows']} {split} targets are longer than max_target_length="
@@ -151,7 +153,6 @@ class RougeMetrics(evaluate.Metric):
                                    features=_PAIR_FEATURES)
 
     def _compute(self, predictions, references):
-        from rouge_score import rouge_scorer
         variants = (("", rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True), split_sentences),
                     ("t5_", rouge_scorer.RougeScorer(list(T5_ROUGE_KEYS), use_stemmer=False), t5_summary_lines))
         totals = Counter()
@@ -168,7 +169,6 @@ class SacreBleuMetrics(evaluate.Metric):
                                    inputs_description="predictions, references: strings", features=_PAIR_FEATURES)
 
     def _compute(self, predictions, references):
-        import sacrebleu
         return {"bleu": sacrebleu.corpus_bleu(predictions, [references]).score,
                 "chrf": sacrebleu.corpus_chrf(predictions, [references]).score}
 
@@ -240,7 +240,6 @@ def evaluate_seq2seq(trainer, tokenized_split, tokenizer, metric, references: li
 
 def outputs_table(sources: list, references: list, before: list, after: list, k: int = 5, width: int = 300):
     "Source, reference, prediction before and after fine-tuning, for the first `k` rows."
-    import pandas as pd
     cut = lambda t: t if len(t) <= width else t[:width] + "..."
     return pd.DataFrame({"source": [cut(s) for s in sources[:k]], "reference": references[:k],
                          "before fine-tuning": before[:k], "after fine-tuning": after[:k]})

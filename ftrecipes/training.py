@@ -13,13 +13,21 @@ __all__ = ['LOWER_IS_BETTER', 'TrainConfig', 'greater_is_better', 'training_argu
 
 # %% ../nbs/03_training.ipynb #b29c8385
 import math
+import gc
 import time
+import sys
 from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, fields
 
 # %% ../nbs/03_training.ipynb #f3292218
 from transformers import Trainer, TrainingArguments, TrainerCallback, EarlyStoppingCallback
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from accelerate.utils.memory import should_reduce_batch_size
+from transformers import get_scheduler
+from transformers.trainer_utils import SchedulerType
 
 from .probes import fast_settings, trainer_padding_waste
 from .saving import checkpoint_is_complete, last_complete_checkpoint, steps_note
@@ -59,7 +67,6 @@ class TrainConfig:
             raise ValueError(f"max_steps={self.max_steps!r}: must be a whole number above 0, or -1 to train for `epochs`.")
         if self.weight_decay < 0: raise ValueError(f"weight_decay={self.weight_decay!r}: must not be negative.")
         if self.early_stopping_patience < 0: raise ValueError("early_stopping_patience must be 0 (off) or more.")
-        from transformers.trainer_utils import SchedulerType
         allowed = [s.value for s in SchedulerType]
         if self.lr_scheduler not in allowed:
             raise ValueError(f"lr_scheduler={self.lr_scheduler!r}: use one of {', '.join(allowed)}.")
@@ -121,7 +128,6 @@ def training_arguments(cfg: TrainConfig, output_dir: str, precision: str = "fp32
 class InOrderEvaluation:
     "Mixin for a `Trainer` class: evaluate in dataset order, each row once, in one process or several, whatever the training batches do."
     def _get_eval_sampler(self, eval_dataset):
-        import torch
         if eval_dataset is None: return super()._get_eval_sampler(eval_dataset)
         return torch.utils.data.SequentialSampler(eval_dataset)
 
@@ -197,8 +203,6 @@ def optimizer_steps(trainer: Trainer) -> int:
 
 def lr_schedule(trainer: Trainer) -> list:
     "The learning rate at each optimizer step of `trainer`, from the scheduler the Trainer will build."
-    import torch
-    from transformers import get_scheduler
     args, total = trainer.args, optimizer_steps(trainer)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=args.learning_rate)
     sched = get_scheduler(args.lr_scheduler_type, opt, num_warmup_steps=args.get_warmup_steps(total),
@@ -210,7 +214,6 @@ def lr_schedule(trainer: Trainer) -> list:
 
 def plot_lr_schedule(trainer: Trainer, ax=None):
     "Plot the learning rate of every optimizer step of `trainer` (call it before training)."
-    import matplotlib.pyplot as plt
     lrs, args = lr_schedule(trainer), trainer.args
     if ax is None: fig, ax = plt.subplots(figsize=(6, 2.5))
     ax.plot(range(1, len(lrs) + 1), lrs)
@@ -224,7 +227,6 @@ class TrainingOutOfMemoryError(MemoryError):
 
 def is_out_of_memory(e: BaseException) -> bool:
     "Is `e` an out-of-memory error of the GPU (CUDA, cuDNN, MPS, XPU)? accelerate's test, which the Trainer's batch-size finder uses."
-    from accelerate.utils.memory import should_reduce_batch_size
     return isinstance(e, Exception) and should_reduce_batch_size(e)
 
 def _torch_words(error: BaseException) -> str:
@@ -232,7 +234,6 @@ def _torch_words(error: BaseException) -> str:
     return ". ".join(str(error).strip().split(". ")[:2]).rstrip(".")
 
 def _memory_reading() -> str:
-    import torch
     if not torch.cuda.is_available(): return ""
     peak, total = torch.cuda.max_memory_allocated(), torch.cuda.get_device_properties(0).total_memory
     return f"; peak {peak / 2**30:.2f} GiB allocated of the {total / 2**30:.1f} GiB of {torch.cuda.get_device_name(0)}"
@@ -260,7 +261,6 @@ def _can_back_off(trainer: Trainer) -> bool:
 
 def _back_off(trainer: Trainer, error: BaseException) -> dict:
     "Halve the batch, double the accumulation, free what the failed attempt held; return what changed."
-    import gc, torch
     a = trainer.args
     bs, ga = a.per_device_train_batch_size, a.gradient_accumulation_steps
     record = dict(batch_size=bs, grad_accum=ga, error=_torch_words(error))
@@ -278,7 +278,6 @@ def _back_off(trainer: Trainer, error: BaseException) -> dict:
 # %% ../nbs/03_training.ipynb #9a5d966d
 def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = True, **kwargs) -> dict:
     "Train (from the last complete checkpoint with `resume`); return the metrics, wall time, steps, peak memory, speed settings and padding waste."
-    import torch
     if resume:
         ckpt = last_complete_checkpoint(trainer.args.output_dir)
         if ckpt is None: print(f"resume=True: no complete checkpoint in {trainer.args.output_dir}; training from the start.")
@@ -311,8 +310,7 @@ def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = T
 
 def peak_process_memory():
     "This process's peak resident memory in bytes, or None where the OS does not say (Windows)."
-    import sys
-    try: import resource  # Unix only
+    try: import resource  # Unix only: absent on Windows
     except ImportError: return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
@@ -337,14 +335,12 @@ def predict_in_order(trainer: Trainer, dataset):
 # %% ../nbs/03_training.ipynb #659ca65e
 def loss_history(log_history: list):
     "Two DataFrames from `trainer.state.log_history`: training loss per logging step, evaluation per epoch."
-    import pandas as pd
     train = pd.DataFrame([dict(step=h["step"], epoch=h.get("epoch"), loss=h["loss"]) for h in log_history if "loss" in h])
     evals = pd.DataFrame([{k.removeprefix("eval_"): v for k, v in h.items()} for h in log_history if "eval_loss" in h])
     return train, evals
 
 def plot_loss_curves(log_history: list, title: str = "Training and validation loss", ax=None):
     "Plot training loss (per logging step) and validation loss (per epoch; token-weighted `nll` where logged) against the epoch."
-    import matplotlib.pyplot as plt
     train, evals = loss_history(log_history)
     if ax is None: fig, ax = plt.subplots(figsize=(6, 3.5))
     if len(train): ax.plot(train["epoch"], train["loss"], label="training loss", alpha=.8)
