@@ -19,7 +19,7 @@ from .recipes import recipes, recipe_parameters
 from .runner import run_recipe, RecipeError, RunInterrupted
 from .parameters import parse_param
 from .environment import is_main_process
-from .saving import steps_note
+from .outputs import steps_note
 
 # %% ../nbs/07_cli.ipynb #cc19556a
 def _format_metrics(results: dict) -> str:

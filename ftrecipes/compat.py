@@ -21,7 +21,6 @@ from pathlib import Path
 import tokenizers
 import torch
 import transformers
-from packaging.version import Version
 from torch.torch_version import TorchVersion
 from transformers import AutoTokenizer, TrainingArguments
 
@@ -88,7 +87,7 @@ def allow_removed_pipeline_task(task: str):
 # %% ../nbs/00_compat.ipynb #9c4d2e81
 def hub_kernels_by_default(version: str = None) -> bool:
     "transformers 5.25 and later load Hub kernels on a GPU by default; 5.18-5.24 only with `use_kernels=True`."
-    return Version(version or metadata.version("transformers")) >= Version("5.25")
+    return tuple(int(n) for n in re.findall(r"\d+", version or metadata.version("transformers"))[:2]) >= (5, 25)
 
 # %% ../nbs/00_compat.ipynb #4923594d
 def check_windows_cover_contexts(examples, window_example, offsets):

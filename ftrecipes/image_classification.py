@@ -77,7 +77,8 @@ from .probes import prepare_trainer
 from .metrics import (classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
                                per_class_table, plot_confusion_matrix, most_confident_errors, softmax,
                                slice_report)
-from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note
+from .saving import save_run, run_results, reload_and_predict, provenance
+from .outputs import fresh_output_dir, steps_note
 from .recipes import Recipe
 
 # %% ../nbs/16_image_classification.ipynb #ccf1e3b9

@@ -26,7 +26,7 @@ import ftrecipes
 from .data import make_splits, limit_rows
 from .environment import training_precision, hardware_name
 from .parameters import Params, CLAIM, COMMON_HELP, read_parameters, resolve_preset
-from .saving import own_claim
+from .outputs import own_claim
 from .training import greater_is_better
 
 # %% ../nbs/06_recipes.ipynb #697e8689

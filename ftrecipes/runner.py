@@ -25,7 +25,7 @@ from .compat import set_fake_tensor_device_guard
 from .environment import world_size, process_rank, wait_for_main_process
 from .parameters import GIVEN, CLAIM, check_value
 from .recipes import recipe_path, recipe_parameters
-from .saving import fresh_output_dir, claim_token, release_claim, last_complete_checkpoint
+from .outputs import fresh_output_dir, claim_token, release_claim, last_complete_checkpoint
 
 # %% ../nbs/06_runner.ipynb #2dfe775c
 class RecipeError(RuntimeError):

@@ -57,7 +57,8 @@ from .probes import prepare_trainer
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
                                majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors,
                                length_buckets, slice_report)
-from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note
+from .saving import save_run, run_results, reload_and_predict, provenance
+from .outputs import fresh_output_dir, steps_note
 from .recipes import Recipe, published_test_split, recipe_splits, test_split_note
 
 # %% ../nbs/10_sentiment.ipynb #e82b8cc9

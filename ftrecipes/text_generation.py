@@ -69,7 +69,8 @@ from .models import resolve_model, load_tokenizer, describe_model, choose_gradie
 from .offline import best_offline_model
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .probes import prepare_trainer
-from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note
+from .saving import save_run, run_results, reload_and_predict, provenance
+from .outputs import fresh_output_dir, steps_note
 from .recipes import Recipe
 from .seq2seq import outputs_table
 from .causal_lm import (ensure_pad_token, load_causal_lm, apply_lora, causal_lm_collator, causal_lm_arguments,

@@ -30,7 +30,7 @@ from transformers import get_scheduler
 from transformers.trainer_utils import SchedulerType
 
 from .probes import fast_settings, trainer_padding_waste
-from .saving import checkpoint_is_complete, last_complete_checkpoint, steps_note
+from .outputs import checkpoint_is_complete, last_complete_checkpoint, steps_note
 
 # %% ../nbs/03_training.ipynb #c9d04f1d
 @dataclass

@@ -56,7 +56,8 @@ from .models import resolve_model, load_tokenizer, load_model, describe_model, c
 from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
 from .metrics import load_metric
-from .saving import fresh_output_dir, save_run, run_results, reload_and_predict, provenance, steps_note
+from .saving import save_run, run_results, reload_and_predict, provenance
+from .outputs import fresh_output_dir, steps_note
 from .recipes import Recipe, recipe_splits, test_split_note
 from .seq2seq import (SacreBleuMetrics, source_prefix, seq2seq_precision, tokenize_pairs, report_truncation, generation_config,
                                make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving, references_note)

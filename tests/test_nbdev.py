@@ -40,3 +40,26 @@ def test_recipe_has_one_parameters_cell_that_survives_clean(nb):
         f"{nb}: the parameters cell must hold plain literals only"
     names = [n.targets[0].id for n in tree.body]
     assert names[0] == "preset" and "output_dir" in names
+
+
+def test_no_module_over_400_lines():
+    "One job per module keeps each one readable: none of the exported modules runs over 400 lines."
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT/"ftrecipes").glob("*.py") if p.name != "_modidx.py"}
+    assert {name: n for name, n in sizes.items() if n > 400} == {}
+
+
+def test_modules_import_only_below_them_and_no_task_imports_another():
+    "The layers of CONTRIBUTING.md: a module imports only modules of its notebook's number or lower; no task imports a task."
+    number = {}
+    for nb in NBS.glob("*.ipynb"):
+        exp = next((l.split()[-1] for c in json.loads(nb.read_text())["cells"] for l in "".join(c["source"]).splitlines()
+                    if l.startswith("#| default_exp ")), None)
+        if exp: number[exp] = int(nb.name.split("_")[0])
+    wrong = []
+    for mod, n in number.items():
+        for node in ast.walk(ast.parse((ROOT/"ftrecipes"/f"{mod}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and (node.level or node.module.startswith("ftrecipes.")):
+                dep = node.module.removeprefix("ftrecipes.")
+                if dep in number and (number[dep] > n or (10 <= n < 20 and 10 <= number[dep] < 20 and dep != mod)):
+                    wrong.append(f"{mod} ({n:02d}) imports {dep} ({number[dep]:02d})")
+    assert wrong == []

@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from conftest import subprocess_env
-from ftrecipes.training import checkpoint_is_complete
+from ftrecipes.outputs import checkpoint_is_complete
 
 # 8 epochs of 20 steps, so a kill after the first checkpoint lands with most of the run still to do
 PARAMS = ["-p", "preset=smoke", "-p", "epochs=8", "-p", "seed=7"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import subprocess_env
-from ftrecipes.saving import checkpoint_is_complete
+from ftrecipes.outputs import checkpoint_is_complete
 
 SMOKE = ["-p", "preset=smoke"]
 
@@ -26,7 +26,7 @@ def _ftr(cmd, *args, threads=1):
 
 def _race(base, rounds, barrier, queue, experiment=False):
     "One racer: each round, wait for the others, ask for the round's folder (a run's, or an experiment's), and write a results file into what it got."
-    from ftrecipes.saving import fresh_output_dir
+    from ftrecipes.outputs import fresh_output_dir
     from ftrecipes.experiments import _experiment_dir
     import contextlib, io
     for r in range(rounds):
