@@ -82,7 +82,7 @@ def checkpointing_argument(arguments_class=None) -> str:
 def allow_removed_pipeline_task(task: str):
     "transformers >= 5.3 refuses the pipeline tasks it removed (question-answering, summarization, ...): let `task` through to the registry."
     import transformers.pipelines as tp  # on use: the command line imports compat, not the pipelines
-    tp.REMOVED_TASKS.pop(task, None)
+    getattr(tp, "REMOVED_TASKS", {}).pop(task, None)  # some releases (5.18 among them) have no such list
 
 # %% ../nbs/00_compat.ipynb #9c4d2e81
 def hub_kernels_by_default(version: str = None) -> bool:

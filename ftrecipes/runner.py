@@ -97,6 +97,7 @@ def execute_in_process(nb_path, executed, params: dict = None, name: str = None)
         if cell is None: raise RecipeError(f"{name}: no cell tagged 'parameters' to inject {', '.join(params)} into.")
         cell.source += "\n\n# Parameters (injected)\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
     set_fake_tensor_device_guard()
+    main = sys.modules.get("__main__")  # IPython makes the shell's namespace __main__; multiprocessing needs the real one back
     shell = CaptureShell()
     try:
         code = [c for c in nb.cells if c.cell_type == "code"]
@@ -116,6 +117,7 @@ def execute_in_process(nb_path, executed, params: dict = None, name: str = None)
         plt.close("all")
         atexit.unregister(shell.atexit_operations)  # its history is in memory; nothing to write at exit
         shell.loop.call_soon_threadsafe(shell.loop.stop)
+        if main is not None: sys.modules["__main__"] = main
         shell.user_ns.clear(); del shell; gc.collect()  # free the run's model and data before the next run
 
 def run_recipe(task: str, params: dict = None, output_dir=None, stream_output: bool = False, kernel_name: str = None,
