@@ -12,7 +12,7 @@ __all__ = ['SUMMARY_KEYS', 'ENVIRONMENT_KEYS', 'Recipe', 'uses_published_data', 
 # %% ../nbs/06_recipes.ipynb #a0f92032
 import ast
 import importlib
-import importlib.util
+import functools
 import json
 import os
 import pkgutil
@@ -103,22 +103,27 @@ def _declared_recipe(path: Path) -> dict:
             return {k.arg: k.value.value for k in node.value.keywords if isinstance(k.value, ast.Constant)}
     return {}
 
-def recipe_modules() -> dict:
-    "Task name -> module name of every module of the package that declares a `RECIPE`, in notebook order."
+@functools.cache
+def _declarations() -> tuple:
+    "(notebook, task, module) of every module of the package that declares a `RECIPE`, read once per process."
     found = []
     for m in pkgutil.iter_modules(ftrecipes.__path__):
         path = Path(ftrecipes.__path__[0])/f"{m.name}.py"
         if m.name.startswith("_") or not path.exists(): continue
         declared = _declared_recipe(path)
         if declared: found.append((declared["notebook"], declared["name"], f"ftrecipes.{m.name}"))
-    return {name: module for _, name, module in sorted(found)}
+    return tuple(sorted(found))
+
+def recipe_modules() -> dict:
+    "Task name -> module name of every module of the package that declares a `RECIPE`, in notebook order."
+    return {task: module for _, task, module in _declarations()}
+
 
 # %% ../nbs/06_recipes.ipynb #18e31274
 def recipes() -> dict:
     "Task name -> notebook path for every recipe, in notebook order."
     nbs = notebooks_dir()
-    return {task: nbs/_declared_recipe(Path(importlib.util.find_spec(module).origin))["notebook"]
-            for task, module in recipe_modules().items()}
+    return {task: nbs/notebook for notebook, task, _ in _declarations()}
 
 def recipe(task: str) -> Recipe:
     "The record of recipe `task` (imports its module)."
