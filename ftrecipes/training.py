@@ -7,9 +7,9 @@ Docs: https://ftrecipes.github.io/ftrecipes/training.html.md"""
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'TrainConfig', 'greater_is_better', 'training_arguments', 'InOrderEvaluation', 'OrderedEvalTrainer',
            'NonFiniteLossError', 'StopOnNonFiniteLoss', 'trainer_callbacks', 'make_trainer', 'optimizer_steps',
-           'lr_schedule', 'plot_lr_schedule', 'TrainingOutOfMemoryError', 'is_out_of_memory', 'out_of_memory_message',
-           'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order', 'loss_history',
-           'plot_loss_curves']
+           'lr_schedule', 'plot_lr_schedule', 'epoch_history', 'TrainingOutOfMemoryError', 'is_out_of_memory',
+           'out_of_memory_message', 'train_and_time', 'peak_process_memory', 'peak_memory_note', 'predict_in_order',
+           'loss_history', 'plot_loss_curves']
 
 # %% ../nbs/03_training.ipynb #b29c8385
 import math
@@ -221,6 +221,18 @@ def plot_lr_schedule(trainer: Trainer, ax=None):
     ax.set_title(f"{args.lr_scheduler_type} schedule, {args.get_warmup_steps(len(lrs))} warm-up steps of {len(lrs)}")
     return ax.figure
 
+# %% ../nbs/03_training.ipynb #9c232b02
+def epoch_history(log_history: list, best_checkpoint: str = None) -> list:
+    "One row per evaluation: the epoch, its mean training loss, the validation loss (`nll` where logged), and `kept`."
+    best_step = int(best_checkpoint.rsplit("-", 1)[-1]) if best_checkpoint else None
+    rows, last = [], 0.0
+    for h in (h for h in log_history if "eval_loss" in h):
+        losses = [t["loss"] for t in log_history if "loss" in t and last < t.get("epoch", 0) <= h["epoch"]]
+        rows.append(dict(epoch=round(h["epoch"], 2), train_loss=round(sum(losses) / len(losses), 4) if losses else None,
+                         validation_loss=round(h.get("eval_nll", h["eval_loss"]), 4), kept=h["step"] == best_step))
+        last = h["epoch"]
+    return rows
+
 # %% ../nbs/03_training.ipynb #cc0d5fb9
 class TrainingOutOfMemoryError(MemoryError):
     "Training ran out of accelerator memory; the message says where, the peak, and what to change."
@@ -277,7 +289,7 @@ def _back_off(trainer: Trainer, error: BaseException) -> dict:
 
 # %% ../nbs/03_training.ipynb #9a5d966d
 def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = True, **kwargs) -> dict:
-    "Train (from the last complete checkpoint with `resume`); return the metrics, wall time, steps, peak memory, speed settings and padding waste."
+    "Train (from the last complete checkpoint with `resume`); return its metrics, time, steps, memory, settings and per-epoch history."
     if resume:
         ckpt = last_complete_checkpoint(trainer.args.output_dir)
         if ckpt is None: print(f"resume=True: no complete checkpoint in {trainer.args.output_dir}; training from the start.")
@@ -297,7 +309,8 @@ def train_and_time(trainer: Trainer, resume: bool = False, oom_backoff: bool = T
             if not (oom_backoff and _can_back_off(trainer)): raise TrainingOutOfMemoryError(out_of_memory_message(trainer, e)) from None
             backoffs.append(_back_off(trainer, e))
     out = dict(result.metrics, wall_time_s=round(time.perf_counter() - start, 1), global_step=result.global_step,
-               processes=trainer.args.world_size, speed_settings=speed, padding_waste=waste)
+               processes=trainer.args.world_size, speed_settings=speed, padding_waste=waste,
+               history=epoch_history(trainer.state.log_history, trainer.state.best_model_checkpoint))
     if backoffs: out["batch_backoff"] = backoffs
     if "resume_from_checkpoint" in kwargs:
         start_step = int(Path(kwargs["resume_from_checkpoint"]).name.rsplit("-", 1)[-1])
