@@ -7,8 +7,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/metrics.html.md"""
 # %% auto #0
 __all__ = ['METRICS', 'Accuracy', 'ClassificationMetrics', 'metric_module_path', 'load_metric', 'trainer_compute_metrics',
            'classification_compute_metrics', 'evaluate_classifier', 'top_k_accuracy', 'metrics_table', 'bootstrap_ci',
-           'length_buckets', 'slice_metrics', 'slice_report', 'majority_baseline', 'softmax', 'per_class_table',
-           'plot_confusion_matrix', 'most_confident_errors']
+           'accuracy_with_interval', 'length_buckets', 'slice_metrics', 'slice_report', 'majority_baseline', 'softmax',
+           'per_class_table', 'plot_confusion_matrix', 'most_confident_errors']
 
 # %% ../nbs/04_metrics.ipynb #28ac3f33
 import os
@@ -109,8 +109,7 @@ def evaluate_classifier(trainer, splits: dict, label_names: list) -> tuple:
         metrics[name] = metric.compute(predictions=lg.argmax(-1), references=out.label_ids, label_names=label_names)
         metrics[name]["loss"] = float(out.metrics.get("test_loss", float("nan")))
         if len(label_names) > 5: metrics[name]["top5_accuracy"] = top_k_accuracy(lg, out.label_ids, 5)
-        ci = bootstrap_ci(lg.argmax(-1) == np.asarray(out.label_ids))
-        metrics[name]["accuracy_ci95"] = [ci["low"], ci["high"]]
+        metrics[name]["accuracy_ci95"] = accuracy_with_interval(lg.argmax(-1), out.label_ids)["accuracy_ci95"]
         logits[name] = lg
     return metrics, logits
 
@@ -146,6 +145,11 @@ def bootstrap_ci(scores=None, stat=None, n_examples: int = None, n_boot: int = 1
         draws = np.array([stat(rng.integers(0, n_examples, size=n_examples)) for _ in range(n_boot)])
     low, high = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
     return dict(value=value, low=float(low), high=float(high), level=level, n_boot=n_boot)
+
+def accuracy_with_interval(predictions, references) -> dict:
+    "Accuracy of `predictions` with its 95% bootstrap interval (`accuracy_ci95`), resampling the examples."
+    ci = bootstrap_ci(np.asarray(predictions) == np.asarray(references))
+    return dict(accuracy=ci["value"], accuracy_ci95=[ci["low"], ci["high"]])
 
 # %% ../nbs/04_metrics.ipynb #d6cb7a18
 def length_buckets(lengths, n: int = 4) -> list:
@@ -194,9 +198,9 @@ def majority_baseline(train_labels, eval_labels, label_names: list) -> dict:
     "Scores of always predicting the most frequent training class: the floor any model must beat."
     values, counts = np.unique(np.asarray(train_labels), return_counts=True)
     majority = int(values[np.argmax(counts)])
-    res = load_metric("classification").compute(predictions=[majority] * len(eval_labels), references=list(eval_labels),
-                                                label_names=label_names)
-    return dict(predicts=label_names[majority], accuracy=res["accuracy"], f1_macro=res["f1_macro"])
+    predictions = [majority] * len(eval_labels)
+    res = load_metric("classification").compute(predictions=predictions, references=list(eval_labels), label_names=label_names)
+    return dict(predicts=label_names[majority], **accuracy_with_interval(predictions, eval_labels), f1_macro=res["f1_macro"])
 
 # %% ../nbs/04_metrics.ipynb #584404c8
 def softmax(logits):

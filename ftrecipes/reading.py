@@ -88,14 +88,14 @@ def published_note(results: dict, published_data: str, metric: str) -> str:
     return f"Comparable: the same data, split and setup as {ref}.{out_of}"
 
 # %% ../nbs/06_reading.ipynb #939dfcdf
-def curves_note(history: list, tolerance: float = 0.01) -> str:
+def curves_note(history: list, kept_by: str = "loss", tolerance: float = 0.01) -> str:
     "What the per-epoch losses show: over-fitting (validation loss rising), still learning, or levelling off."
     if not history: return "No validation loss was recorded, so the curves cannot be read in numbers."
     if len(history) == 1: return "One evaluation only: one point cannot show whether the model was still learning or over-fitting."
     val = [h["validation_loss"] for h in history]
     best, last = min(range(len(val)), key=val.__getitem__), len(val) - 1
     kept = next((h["epoch"] for h in history if h.get("kept")), None)
-    kept_note = f" The run kept the weights of epoch {kept:g}." if kept is not None else ""
+    kept_note = f" The run kept the weights of epoch {kept:g} (its best validation {kept_by})." if kept is not None else ""
     e = lambda i: f"epoch {history[i]['epoch']:g}"
     if best < last and val[last] > val[best] * (1 + tolerance):
         tr = [h.get("train_loss") for h in history]
@@ -105,7 +105,11 @@ def curves_note(history: list, tolerance: float = 0.01) -> str:
     if best == last and val[-2] > val[-1] * (1 + tolerance):
         return (f"Still learning: validation loss fell from {val[0]:.3f} to {val[last]:.3f} and was still falling at the last "
                 f"epoch ({val[-2]:.3f} to {val[-1]:.3f}); more epochs would likely help.{kept_note}")
-    return f"Levelled off: validation loss went from {val[0]:.3f} to {val[best]:.3f} at its lowest ({e(best)}) and then held within {tolerance:.0%}.{kept_note}"
+    if best == last:
+        return (f"Levelling off: validation loss fell from {val[0]:.3f} to {val[last]:.3f}, by less than {tolerance:.0%} in the "
+                f"last epoch.{kept_note}")
+    return (f"Levelled off: validation loss fell from {val[0]:.3f} to {val[best]:.3f} at {e(best)}, then stayed within "
+            f"{tolerance:.0%} of it.{kept_note}")
 
 # %% ../nbs/06_reading.ipynb #ff35ab5d
 def next_steps(results: dict, metric: str, greater: bool = True) -> list:
@@ -139,7 +143,7 @@ def reading_the_results(results: dict) -> str:
              + (f", on {n} held-out examples the model never trained on." if n else "."),
              "**Against the baselines** (the same test examples):\n" + "\n".join(f"- {l}" for l in baseline_lines(results, metric, greater) or ["none recorded"]),
              "**Against the published number.** " + published_note(results, rec.published.get("data"), metric),
-             "**The curves.** " + curves_note(results.get("training", {}).get("history", []))]
+             "**The curves.** " + curves_note(results.get("training", {}).get("history", []), (results.get("parameters") or {}).get("metric_for_best", "loss"))]
     steps = next_steps(results, metric, greater)
     if steps: parts.append("**What to try next.**\n" + "\n".join(f"- {s}" for s in steps))
     return "\n\n".join(parts)

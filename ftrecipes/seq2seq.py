@@ -32,7 +32,7 @@ from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Generat
                           Seq2SeqTrainingArguments)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from .data import texts
-from .metrics import load_metric
+from .metrics import load_metric, bootstrap_ci
 from .training import InOrderEvaluation, make_trainer
 from .saving import register_task_pipeline
 
@@ -152,15 +152,17 @@ class RougeMetrics(evaluate.Metric):
                                    citation="Lin 2004", inputs_description="predictions, references: strings",
                                    features=_PAIR_FEATURES)
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions, references, intervals: bool = False):
         variants = (("", rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True), split_sentences),
                     ("t5_", rouge_scorer.RougeScorer(list(T5_ROUGE_KEYS), use_stemmer=False), t5_summary_lines))
-        totals = Counter()
+        per_example = {k: [] for k in (*ROUGE_KEYS, *(f"t5_{k}" for k in T5_ROUGE_KEYS))}
         for pred, ref in zip(predictions, references):
             for prefix, scorer, lines in variants:
-                for k, v in scorer.score(lines(ref), lines(pred)).items(): totals[prefix + k] += v.fmeasure
-        n = max(len(predictions), 1)
-        return {k: 100 * totals[k] / n for k in (*ROUGE_KEYS, *(f"t5_{k}" for k in T5_ROUGE_KEYS))}
+                for k, v in scorer.score(lines(ref), lines(pred)).items(): per_example[prefix + k].append(100 * v.fmeasure)
+        out = {k: float(np.mean(v)) if v else 0.0 for k, v in per_example.items()}
+        if intervals and predictions:  # a mean over documents: resample the documents
+            out |= {f"{k}_ci95": [(ci := bootstrap_ci(v))["low"], ci["high"]] for k, v in per_example.items()}
+        return out
 
 class SacreBleuMetrics(evaluate.Metric):
     "Corpus BLEU and chrF in percent (sacrebleu defaults: 13a tokenization, one reference per sentence)."
@@ -168,9 +170,15 @@ class SacreBleuMetrics(evaluate.Metric):
         return evaluate.MetricInfo(description="sacreBLEU corpus BLEU and chrF (Post 2018).", citation="Post 2018",
                                    inputs_description="predictions, references: strings", features=_PAIR_FEATURES)
 
-    def _compute(self, predictions, references):
-        return {"bleu": sacrebleu.corpus_bleu(predictions, [references]).score,
-                "chrf": sacrebleu.corpus_chrf(predictions, [references]).score}
+    def _compute(self, predictions, references, intervals: bool = False):
+        out = {}
+        for k, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
+            out[k] = float(metric.corpus_score(predictions, [references]).score)
+            if intervals and predictions:  # sentence statistics once, as sacrebleu's own bootstrap; summed per resample
+                stats = np.array(metric._extract_corpus_statistics(predictions, [references]), dtype=float)
+                ci = bootstrap_ci(stat=lambda idx: metric._compute_score_from_stats(stats[idx].sum(0)).score, n_examples=len(stats))
+                out[f"{k}_ci95"] = [ci["low"], ci["high"]]
+        return out
 
 # %% ../nbs/08_seq2seq.ipynb #828a81ae
 def pair_length_keys(source_lengths: list, target_lengths: list, multiple: int = 8) -> list:
@@ -195,13 +203,13 @@ def decode_generated(tokenizer, token_ids) -> list:
     ids = np.where(np.asarray(token_ids) < 0, tokenizer.pad_token_id, np.asarray(token_ids))
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
-def seq2seq_scores(metric, tokenizer, predictions: list, references: list, generated_ids=None) -> dict:
-    "`metric` (a loaded module, or what `load_metric` takes) on texts, plus the mean generated length in tokens."
+def seq2seq_scores(metric, tokenizer, predictions: list, references: list, generated_ids=None, intervals: bool = False) -> dict:
+    "`metric` (a loaded module, or what `load_metric` takes) on texts (with 95% intervals), plus the mean generated length in tokens."
     metric = metric if isinstance(metric, evaluate.EvaluationModule) else load_metric(metric)
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references: pass the reference texts "
                          "of the split that was evaluated, in its row order.")
-    res = metric.compute(predictions=predictions, references=references)
+    res = metric.compute(predictions=predictions, references=references, intervals=intervals)
     if generated_ids is not None:
         ids = np.asarray(generated_ids)
         res["gen_len"] = float(np.mean(np.sum((ids != tokenizer.pad_token_id) & (ids >= 0), axis=-1)))
@@ -227,14 +235,14 @@ def make_seq2seq_trainer(model, cfg, output_dir, train_dataset, eval_dataset, to
                         predict_with_generate=True, generation_config=generation)
 
 def evaluate_seq2seq(trainer, tokenized_split, tokenizer, metric, references: list = None) -> tuple:
-    "Generate for a tokenized split and score it against `references`, its target texts whole: (metrics, generated texts in row order)."
+    "Generate for a split and score it, with 95% intervals, against `references` (its whole target texts): (metrics, texts in row order)."
     scorer, trainer.compute_metrics = trainer.compute_metrics, None  # it scores the validation split; this one is scored below
     try: out = trainer.predict(tokenized_split)
     finally: trainer.compute_metrics = scorer
     preds = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
     texts = decode_generated(tokenizer, preds)
     refs = decode_generated(tokenizer, out.label_ids) if references is None else list(references)
-    metrics = seq2seq_scores(metric, tokenizer, texts, refs, preds)
+    metrics = seq2seq_scores(metric, tokenizer, texts, refs, preds, intervals=True)
     metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
     return metrics, texts
 
