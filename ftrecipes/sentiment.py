@@ -55,7 +55,7 @@ from .offline import best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
 from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
-                               majority_baseline, per_class_table, plot_confusion_matrix, most_confident_errors,
+                               majority_baseline, accuracy_with_interval, per_class_table, plot_confusion_matrix, most_confident_errors,
                                length_buckets, slice_report)
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
