@@ -8,7 +8,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/metrics.html.md"""
 __all__ = ['METRICS', 'Accuracy', 'ClassificationMetrics', 'metric_module_path', 'load_metric', 'trainer_compute_metrics',
            'classification_compute_metrics', 'evaluate_classifier', 'top_k_accuracy', 'metrics_table', 'bootstrap_ci',
            'accuracy_with_interval', 'length_buckets', 'slice_metrics', 'slice_report', 'majority_baseline', 'softmax',
-           'per_class_table', 'plot_confusion_matrix', 'most_confident_errors']
+           'per_class_table', 'plot_confusion_matrix', 'most_confident_errors', 'held_out_sample',
+           'checked_predictions']
 
 # %% ../nbs/04_metrics.ipynb #28ac3f33
 import os
@@ -233,3 +234,19 @@ def most_confident_errors(inputs: list, references, logits, label_names: list, k
     return pd.DataFrame({input_name: [inputs[i] for i in wrong], "label": [label_names[refs[i]] for i in wrong],
                          "predicted": [label_names[pred[i]] for i in wrong],
                          "confidence": probs[wrong, pred[wrong]].round(3)}, index=wrong)
+
+# %% ../nbs/04_metrics.ipynb #f810ea69
+def held_out_sample(references, predictions, k: int = 6, seed: int = 0) -> list:
+    "Indices of `k` examples to show: right and wrong ones in their test proportion, at least one wrong where any is."
+    rng, right = np.random.default_rng(seed), np.asarray(references) == np.asarray(predictions)
+    wrong_idx, right_idx = np.flatnonzero(~right), np.flatnonzero(right)
+    n_wrong = min(len(wrong_idx), max(1 if len(wrong_idx) else 0, round(k * len(wrong_idx) / max(len(right), 1))))
+    picked = list(rng.choice(wrong_idx, n_wrong, replace=False)) + list(rng.choice(right_idx, min(k - n_wrong, len(right_idx)), replace=False))
+    return sorted(int(i) for i in picked)
+
+def checked_predictions(inputs: list, references: list, predicted: list, scores: list = None, input_name: str = "text"):
+    "Each prediction beside its reference, the wrong ones marked as wrong."
+    table = pd.DataFrame({input_name: inputs, "reference": references, "predicted": predicted})
+    if scores is not None: table["score"] = np.round(scores, 3)
+    table["right?"] = ["right" if p == r else "WRONG" for p, r in zip(predicted, references)]
+    return table
