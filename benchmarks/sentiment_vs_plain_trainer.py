@@ -1,6 +1,6 @@
 """Benchmark: the sentiment recipe against a plain Trainer script, side by side, same data, same split.
 
-    python benchmarks/sentiment_vs_plain_trainer.py [path/to/movie_snippets.tsv]
+    python benchmarks/sentiment_vs_plain_trainer.py [path/to/movie_snippets.tsv]  (default: the repository's data/)
 
 Runs the baseline (plain_trainer_sentiment.py) and then `ftrecipes run sentiment` with the quality-tier
 parameters, one after the other on the same machine, and prints test accuracy, wall time and the
@@ -16,9 +16,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent/"tests"))
 from test_quality import QUALITY_PARAMS  # noqa: E402  (one definition of the recipe's quality setup)
+from ftrecipes.corpora import corpus_path  # noqa: E402
 from ftrecipes.parameters import cli_args  # noqa: E402
 
-data = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent.parent/"shared"/"data"/"sentiment"/"movie_snippets.tsv")
+data = Path(sys.argv[1]) if len(sys.argv) > 1 else corpus_path("movie_snippets")
 env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
 
 start = time.perf_counter()

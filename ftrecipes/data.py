@@ -6,9 +6,9 @@ Docs: https://ftrecipes.github.io/ftrecipes/data.html.md"""
 
 # %% auto #0
 __all__ = ['FILE_BUILDERS', 'IMAGE_SUFFIXES', 'SPLIT_ALIASES', 'TEXT_SUFFIXES', 'DataError', 'bundled_samples', 'sample_path',
-           'source_kind', 'conll_columns', 'check_csv_rows', 'diagnose_file', 'load_data', 'check_not_empty',
-           'suggest_column', 'check_columns', 'as_text', 'texts', 'drop_empty_texts', 'make_splits', 'limit_rows',
-           'show_examples']
+           'source_kind', 'local_source', 'conll_columns', 'check_csv_rows', 'diagnose_file', 'load_data',
+           'check_not_empty', 'suggest_column', 'check_columns', 'as_text', 'texts', 'drop_empty_texts', 'make_splits',
+           'limit_rows', 'show_examples']
 
 # %% ../nbs/01_data.ipynb #e8731bfe
 import csv
@@ -26,6 +26,7 @@ import datasets
 import pandas as pd
 from datasets import Dataset, DatasetDict, ClassLabel, load_dataset
 from .environment import offline_mode
+from .corpora import CorpusError, corpora, corpus_path
 
 # %% ../nbs/01_data.ipynb #7b9bef58
 class DataError(ValueError):
@@ -57,14 +58,25 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validatio
                  "evaluation": "test"}  # as datasets' own split keywords
 
 def source_kind(source: str) -> str:
-    "'sample', 'file', 'folder', 'missing-path' or 'hub'."
+    "'sample', 'real', 'file', 'folder', 'missing-path' or 'hub'."
     s = str(source)
     if s.startswith("sample:"): return "sample"
+    if s.startswith("real:"): return "real"
     p = Path(s).expanduser()
     if p.is_file(): return "file"
     if p.is_dir(): return "folder"
     if s.startswith((".", "/", "~")) or p.suffix.lower() in FILE_BUILDERS or os.sep + os.sep in s: return "missing-path"
     return "hub"
+
+# %% ../nbs/01_data.ipynb #584a0b82
+def local_source(source: str) -> str:
+    "The file or folder behind a `'sample:NAME'` or `'real:NAME'` source; any other source as given."
+    kind = source_kind(source)
+    if kind == "sample": return str(sample_path(str(source).split(":", 1)[1]))
+    if kind == "real":
+        try: return str(corpus_path(str(source).split(":", 1)[1]))
+        except CorpusError as e: raise DataError(str(e)) from None
+    return source
 
 # %% ../nbs/01_data.ipynb #c75f5072
 def conll_columns(path) -> list:
@@ -185,7 +197,7 @@ def _load_local(source, builder, **kw):
                         "format: one header row, one example per row, the same columns in every row.") from e
     finally: builders.setLevel(level)
 
-def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
+def load_data(source: str,  # Hub id, local file or folder, 'sample:NAME' or 'real:NAME'
               config: str = None,  # Hub dataset configuration (e.g. 'sst2' for GLUE); ignored for local data
               revision: str = None,  # Hub revision (commit, tag or branch) to pin
               ) -> DatasetDict:
@@ -193,9 +205,9 @@ def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
     kind = source_kind(source)
     if kind == "missing-path":
         raise DataError(f"No such file or folder: {source!r} (looked in {Path.cwd()}). "
-                        "Check the path, or pass a Hub dataset id or 'sample:NAME'.")
-    if kind == "sample":
-        path = sample_path(source.split(":", 1)[1])
+                        "Check the path, or pass a Hub dataset id, 'sample:NAME' or 'real:NAME'.")
+    if kind in ("sample", "real"):
+        path = Path(local_source(source))
         source, kind = str(path), ("folder" if path.is_dir() else "file")
     if kind == "file":
         path = Path(source).expanduser()
@@ -212,7 +224,8 @@ def load_data(source: str,  # Hub id, local file or folder, or 'sample:NAME'
         if offline_mode():
             raise DataError(f"{source!r} looks like a Hub dataset id, but the Hub is unreachable (offline mode). "
                             "Pass a local file or folder (csv, tsv, json, jsonl, parquet, images) or a bundled "
-                            f"sample ({', '.join('sample:' + s for s in bundled_samples())}).")
+                            f"sample ({', '.join('sample:' + s for s in bundled_samples())}), or a real corpus from the "
+                            f"repository ({', '.join('real:' + s for s in corpora())}).")
         try: dsd = load_dataset(source, config, revision=revision)
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ""

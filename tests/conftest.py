@@ -1,4 +1,4 @@
-"""Shared test setup: offline mode everywhere, paths to the notebooks and to the real data."""
+"""Shared test setup: offline mode everywhere, paths to the notebooks."""
 import os
 import shutil
 import subprocess
@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/"nbs"
 # the recipe notebooks, as the registry finds them (the modules that declare a RECIPE), in notebook order
 RECIPE_NOTEBOOKS = [p.name for p in __import__("ftrecipes.recipes", fromlist=["recipes"]).recipes().values()]
-SHARED_DATA = ROOT.parent/"shared"/"data"
 
 
 def subprocess_env(threads: int = 1) -> dict:
@@ -35,14 +34,6 @@ def tracked_copy(dest: Path) -> list:
             (dest/f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT/f, dest/f)
     return files
-
-
-def need_shared(*parts) -> Path:
-    "The path under ../shared/data, or skip the test with the reason."
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the real-data tier needs the project's ../shared/data folder")
-    return path
 
 
 @pytest.fixture(scope="session")

