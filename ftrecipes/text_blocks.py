@@ -12,7 +12,7 @@ from pathlib import Path
 
 # %% ../nbs/09_text_blocks.ipynb #b13d3979
 from datasets import Dataset, DatasetDict
-from .data import DataError, source_kind, texts
+from .data import DataError, source_kind, local_source, texts
 from .models import ModelError
 
 # %% ../nbs/09_text_blocks.ipynb #950bf355
@@ -49,7 +49,8 @@ def check_texts(dsd: DatasetDict, text_column: str, source: str = "the data") ->
 
 # %% ../nbs/09_text_blocks.ipynb #48ad7c4b
 def reads_lines(source) -> bool:
-    "Does `source` load one line per row: a .txt file, or a folder of them (`datasets`' text builder)?"
+    "Does `source` load one line per row: a .txt file (`real:botchan` too), or a folder of them (`datasets`' text builder)?"
+    source = local_source(str(source))  # a sample's or a corpus's file
     kind, path = source_kind(str(source)), Path(str(source)).expanduser()
     if kind == "file": return path.suffix.lower() == ".txt"
     return kind == "folder" and any(p.suffix.lower() == ".txt" for p in path.rglob("*") if p.is_file())
