@@ -25,7 +25,6 @@ from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 from .data import DataError
 from .metrics import softmax
 from .saving import register_task_pipeline
-from .compat import check_windows_cover_contexts
 
 # %% ../nbs/08_extractive_qa.ipynb #8fe256c3
 def _squad_articles(ds) -> list:
@@ -107,7 +106,6 @@ def prepare_qa_features(examples: dict,  # a batch: lists under 'id', 'question'
             starts.append(null); ends.append(null); continue
         starts.append(next(k for k in ctx if offs[k][1] > a_start))
         ends.append(next(k for k in reversed(ctx) if offs[k][0] < a_end))
-    check_windows_cover_contexts(examples, enc["overflow_to_sample_mapping"], enc["offset_mapping"])
     enc.pop("overflow_to_sample_mapping")
     enc["example_id"] = example_ids
     enc["start_positions"], enc["end_positions"] = starts, ends

@@ -46,21 +46,13 @@ resume = False
 """
 
 # %% ../nbs/16_image_classification.ipynb #8f023c29
-import io
-import os
-import re
 import time
-from collections import Counter
 from pathlib import Path
 
 # %% ../nbs/16_image_classification.ipynb #8f46891e
-import numpy as np
 import torch
-import datasets
-from datasets import DatasetDict
-from datasets.data_files import SPLIT_KEYWORDS, DataFilesDict, get_data_patterns
-from PIL import Image, ImageOps
-from transformers import AutoConfig, AutoModelForImageClassification, TrainerCallback
+import matplotlib.pyplot as plt
+from transformers import AutoModelForImageClassification
 
 # %% ../nbs/16_image_classification.ipynb #00ef7147
 from .environment import describe_environment, seed_everything, training_precision
@@ -74,8 +66,8 @@ from .images import (timm_model_id, timm_classifier_config, image_data_config, r
                               image_modes, timm_predict)
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .probes import prepare_trainer
-from .metrics import (classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
-                               per_class_table, plot_confusion_matrix, most_confident_errors, softmax,
+from .metrics import (ClassificationMetrics, classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
+                               per_class_table, plot_confusion_matrix, most_confident_errors,
                                slice_report)
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
@@ -96,7 +88,8 @@ def image_presets(env) -> dict:
     return dict(laptop=laptop, smoke=smoke)
 
 RECIPE = Recipe(name="image_classification", notebook="16_image_classification.ipynb", parameters=PARAMETERS, presets=image_presets,
-                result=PUBLISHED_RESULT, headline="accuracy", pipeline="image-classification")
+                result=PUBLISHED_RESULT, headline="accuracy", pipeline="image-classification",
+                metric=ClassificationMetrics, baselines=("majority class", "same architecture from scratch"))
 
 
 # %% ../nbs/16_image_classification.ipynb #e3e8bc81
@@ -133,7 +126,6 @@ def image_trainer(model, p, output_dir, train_dataset, eval_dataset, label_names
 # %% ../nbs/16_image_classification.ipynb #1b077282
 def plot_transfer(histories: dict, metric: str = "accuracy"):
     "Validation loss and `metric` per epoch for each run in `histories` (name -> Trainer log history), side by side."
-    import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     for name, log in histories.items():
         train, evals = loss_history(log)

@@ -20,7 +20,6 @@ from pathlib import Path
 # %% ../nbs/02_offline.ipynb #0a035e7e
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-from .compat import GGUF_CHECKED, check_eos_token, check_tokenizer_round_trip, gguf_tokenizer_sound
 from .data import load_data, bundled_samples
 from .environment import cache_dir
 
@@ -78,25 +77,17 @@ def gguf_to_folder(gguf_file) -> Path:
     "An ordinary transformers folder converted (once, then cached) from the GGUF file `gguf_file`."
     src = Path(gguf_file).expanduser().resolve()
     out = cache_dir()/"gguf"/f"{src.stem}-{file_key(src)}"
-    if (out/"config.json").exists() and (out/"tokenizer_config.json").exists():
-        if gguf_tokenizer_sound(out): return out
-        print(f"{out} was converted wrongly by an earlier transformers; converting it again")
-        shutil.rmtree(out)
+    if (out/"config.json").exists() and (out/"tokenizer_config.json").exists(): return out
     print(f"Converting {src.name} from GGUF to a transformers folder (once; cached in {out.parent})")
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
     try:
         AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name).save_pretrained(tmp)
-        # the tokenizer as every later load reads it, checked before the slow part: the weights
-        tok = AutoTokenizer.from_pretrained(tmp)
-        check_tokenizer_round_trip(tok, src.name)
         model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
-        check_eos_token(tok, model.config.eos_token_id, src.name)
         # transformers marks a model read from GGUF as quantized and will not save it, although its weights are
         # already dequantized to fp32: drop that mark (this is what a full-precision checkpoint of it looks like)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"): del model.config.quantization_config
         model.save_pretrained(tmp)
-        (tmp/GGUF_CHECKED).touch()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     try: tmp.rename(out)

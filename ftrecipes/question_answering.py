@@ -82,7 +82,8 @@ def qa_presets(env) -> dict:
     return dict(laptop=laptop, smoke=smoke)
 
 RECIPE = Recipe(name="question_answering", notebook="11_question_answering.ipynb", parameters=PARAMETERS, presets=qa_presets,
-                result=PUBLISHED_RESULT, headline="f1", pipeline="question-answering")
+                result=PUBLISHED_RESULT, headline="f1", pipeline="question-answering",
+                metric=SquadMetrics, baselines=("before fine-tuning",))
 
 
 # %% ../nbs/11_question_answering.ipynb #764eb427
@@ -96,7 +97,7 @@ def _position(s):
 
 # %% ../nbs/11_question_answering.ipynb #4f7c2b19
 def squad_answer(a, context: str, where: str) -> tuple:
-    "(texts, answer_starts) of one `answers` value in any shape above, each checked against `context`; errors start with `where`."
+    "(texts, answer_starts) of one `answers` value, checked against `context`; errors start with `where`."
     fail = lambda msg: DataError(f"{where}: {msg}")
     if a is None: return [], []
     if isinstance(a, str):
@@ -138,7 +139,7 @@ def _answer_error(source, split, ex_id, msg):
 def prepare_qa_examples(dsd: DatasetDict, id_column: str = "id", question_column: str = "question",
                         context_column: str = "context", answers_column: str = "answers",
                         source: str = "the data") -> tuple:
-    "Return (`dsd` with columns id, question, context, answers (and title) in SQuAD form, checked; whether any is unanswerable)."
+    "(`dsd` in SQuAD's columns, every question checked; whether any question is unanswerable)."
     out, unanswerable = {}, 0
     for split, ds in dsd.items():
         ids = [str(v) for v in ds[id_column]] if id_column in ds.column_names else [f"{split}-{i + 1}" for i in range(len(ds))]
@@ -157,14 +158,14 @@ def prepare_qa_examples(dsd: DatasetDict, id_column: str = "id", question_column
 
 # %% ../nbs/11_question_answering.ipynb #8d3f61a4
 def qa_splits(examples: DatasetDict, p) -> DatasetDict:
-    "train/validation/test of checked `examples`; on the published data, test is the published split; cuts keep whole articles."
+    "Train/validation/test of checked `examples`; splits cut from train keep whole articles."
     group_by = "title" if "title" in examples["train"].column_names else "context"
     return recipe_splits(examples, p, RECIPE, group_by=group_by)
 
 # %% ../nbs/11_question_answering.ipynb #f125931e
 def qa_compute_metrics(examples, features, n_best: int = 20, max_answer_length: int = 30, null_threshold: float = None):
     "A `compute_metrics` for the Trainer: SQuAD exact match and F1 of the windows `features` of `examples`."
-    metric = load_metric(SquadMetrics)
+    metric = load_metric(RECIPE.metric)
     references = [a["text"] for a in examples["answers"]]
     def compute_metrics(eval_pred):
         start, end = eval_pred.predictions[:2]
@@ -180,7 +181,7 @@ def evaluate_qa(trainer, examples, features, n_best: int = 20, max_answer_length
     finally: trainer.compute_metrics = compute
     preds = postprocess_qa_predictions(examples, features, out.predictions[0], out.predictions[1], n_best,
                                        max_answer_length, null_threshold)
-    metrics = load_metric(SquadMetrics).compute(predictions=[x["prediction_text"] for x in preds],
+    metrics = load_metric(RECIPE.metric).compute(predictions=[x["prediction_text"] for x in preds],
                                            references=[a["text"] for a in examples["answers"]])
     metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
     f1s = [100 * squad_scores(x["prediction_text"], a["text"])[1] for x, a in zip(preds, examples["answers"])]

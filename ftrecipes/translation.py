@@ -77,7 +77,8 @@ def translation_presets(env) -> dict:
     return dict(laptop=laptop, smoke=smoke)
 
 RECIPE = Recipe(name="translation", notebook="14_translation.ipynb", parameters=PARAMETERS, presets=translation_presets,
-                result=PUBLISHED_RESULT, headline="bleu", pipeline="translation")
+                result=PUBLISHED_RESULT, headline="bleu", pipeline="translation",
+                metric=SacreBleuMetrics, baselines=("before fine-tuning", "copy the source"))
 
 
 # %% ../nbs/14_translation.ipynb #95e68b76

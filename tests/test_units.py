@@ -1,10 +1,14 @@
 """Unit tests of exported helpers where the notebooks' inline tests do not reach."""
+import subprocess
+import sys
+
 import pytest
 
 from ftrecipes.recipes import recipe_parameters, recipes, recipe
 from ftrecipes.runner import check_params
 from ftrecipes.parameters import parse_param, resolve_preset
 from ftrecipes.environment import hub_reachable, pick_precision
+from conftest import subprocess_env
 
 
 def test_parse_param_reads_literals_and_strings():
@@ -19,6 +23,14 @@ def test_parse_param_reads_literals_and_strings():
 def test_the_registry_holds_the_seven_recipes_in_notebook_order():
     assert list(recipes()) == ["sentiment", "question_answering", "ner", "summarization", "translation", "text_generation",
                                "image_classification"]
+
+
+def test_the_registry_reads_without_torch_or_transformers():
+    "Every command and every test process reads the registry: it must not pay seconds of torch and transformers imports."
+    code = ("import sys; from ftrecipes.recipes import recipes, recipe_path; recipes(); recipe_path('sentiment'); "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'pandas') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("task", list(recipes()))
