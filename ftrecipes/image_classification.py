@@ -60,6 +60,7 @@ from .data import load_data, check_columns, make_splits, limit_rows
 from .labels import encode_labels, check_classes, label_counts, check_class_coverage
 from .models import resolve_model, count_parameters, safe_from_pretrained
 from .offline import best_offline_model
+from .corpora import corpora_available
 from .images import (timm_model_id, timm_classifier_config, image_data_config, record_data_config, check_image_folder,
                               to_rgb, ensure_image_column, check_image_columns, check_images, print_image_report, show_images,
                               image_transforms, with_transforms, drop_lone_image, displayable, FreezeBackbone, image_sources,
@@ -82,7 +83,11 @@ def image_presets(env) -> dict:
     bundled = dict(data="sample:shapes", data_config=None, crop_pct=1.0)
     laptop = dict(model=best_offline_model("image", hub=env.hub), image_size=64, batch_size=32, grad_accum=1,
                   learning_rate=1e-3, weight_decay=0.01, epochs=2)
-    laptop.update(dict(max_train_samples=3000, max_eval_samples=1000) if env.hub else dict(bundled, epochs=8, batch_size=16))
+    if env.hub: laptop.update(max_train_samples=3000, max_eval_samples=1000)
+    elif corpora_available("fashion_mnist"):  # a clone: 12,100 Fashion-MNIST images, class-balanced
+        laptop.update(data="real:fashion_mnist", data_config=None, crop_pct=1.0, augment="none", epochs=1, warmup=0.1,
+                      lr_scheduler="cosine", compare_scratch=True)
+    else: laptop.update(bundled, epochs=8, batch_size=16)
     smoke = dict(bundled, model="tiny:efficientnet", image_size=32, batch_size=16, grad_accum=1, epochs=3,
                  learning_rate=3e-3, weight_decay=0.01)
     return dict(laptop=laptop, smoke=smoke)

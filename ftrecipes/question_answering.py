@@ -58,6 +58,7 @@ from .environment import describe_environment, seed_everything, training_precisi
 from .data import DataError, load_data, check_columns, as_text, texts
 from .models import resolve_model, load_tokenizer, load_model, describe_model
 from .offline import best_offline_text_encoder
+from .corpora import corpora_available
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
 from .metrics import load_metric, bootstrap_ci
@@ -77,7 +78,10 @@ def qa_presets(env) -> dict:
     bundled = dict(data="sample:qa", data_config=None)
     laptop = dict(model=best_offline_text_encoder(hub=env.hub), max_length=256, doc_stride=96, batch_size=16,
                   learning_rate=1e-4, warmup=0.1, weight_decay=0.01)
-    laptop.update(dict(max_train_samples=4000, max_eval_samples=1000, epochs=2) if env.hub else dict(bundled, epochs=10))
+    if env.hub: laptop.update(max_train_samples=4000, max_eval_samples=1000, epochs=2)
+    elif corpora_available("botchan_qa"):  # a clone: questions over Botchan, whole passages held out for testing
+        laptop.update(data="real:botchan_qa", data_config=None, max_length=384, doc_stride=128, learning_rate=3e-4, epochs=3)
+    else: laptop.update(bundled, epochs=10)
     smoke = dict(bundled, model="tiny:bert", max_length=128, doc_stride=48, batch_size=16, epochs=2, learning_rate=1e-3)
     return dict(laptop=laptop, smoke=smoke)
 

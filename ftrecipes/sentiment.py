@@ -52,6 +52,7 @@ from .data import load_data, check_columns, drop_empty_texts, show_examples
 from .labels import encode_labels, check_classes, check_class_coverage, label_counts
 from .models import resolve_model, load_tokenizer, load_model, describe_model
 from .offline import best_offline_text_encoder
+from .corpora import corpora_available
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
 from .metrics import (ClassificationMetrics, load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
@@ -70,7 +71,11 @@ def sentiment_presets(env) -> dict:
     bundled = dict(data="sample:sentiment", data_config=None, text_column="text", slice_column="domain")
     laptop = dict(model=best_offline_text_encoder(hub=env.hub), max_length=64, batch_size=16, epochs=3,
                   learning_rate=5e-5, warmup=0.1, weight_decay=0.01)
-    laptop.update(dict(max_train_samples=4000) if env.hub else dict(bundled, epochs=6))  # 320 sentences need more passes
+    if env.hub: laptop.update(max_train_samples=4000)
+    elif corpora_available("movie_snippets"):  # a clone: 10,605 rated movie-review sentences in data/
+        laptop.update(data="real:movie_snippets", data_config=None, text_column="text", label_column="valence",
+                      label_threshold=0, slice_column=None, epochs=2)
+    else: laptop.update(bundled, epochs=6)  # 320 sentences need more passes
     smoke = dict(bundled, model="tiny:bert", max_length=64, batch_size=16, epochs=4, learning_rate=1e-3, warmup=0.1)
     return dict(laptop=laptop, smoke=smoke)
 
