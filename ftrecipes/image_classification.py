@@ -69,9 +69,10 @@ from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedul
 from .probes import prepare_trainer
 from .metrics import (ClassificationMetrics, classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
                                per_class_table, plot_confusion_matrix, most_confident_errors,
-                               slice_report)
+                               slice_report, held_out_sample, checked_predictions)
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
+from .reading import show_reading
 from .recipes import Recipe
 
 # %% ../nbs/16_image_classification.ipynb #ccf1e3b9

@@ -244,9 +244,11 @@ def held_out_sample(references, predictions, k: int = 6, seed: int = 0) -> list:
     picked = list(rng.choice(wrong_idx, n_wrong, replace=False)) + list(rng.choice(right_idx, min(k - n_wrong, len(right_idx)), replace=False))
     return sorted(int(i) for i in picked)
 
-def checked_predictions(inputs: list, references: list, predicted: list, scores: list = None, input_name: str = "text"):
-    "Each prediction beside its reference, the wrong ones marked as wrong."
+def checked_predictions(inputs: list, references: list, predicted: list, scores: list = None, input_name: str = "text",
+                        right: list = None):
+    "Each prediction beside its reference, the wrong ones marked as wrong (`right`: the task's own test, else equality)."
     table = pd.DataFrame({input_name: inputs, "reference": references, "predicted": predicted})
     if scores is not None: table["score"] = np.round(scores, 3)
-    table["right?"] = ["right" if p == r else "WRONG" for p, r in zip(predicted, references)]
+    right = [p == r for p, r in zip(predicted, references)] if right is None else right
+    table["right?"] = ["right" if ok else "WRONG" for ok in right]
     return table

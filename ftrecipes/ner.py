@@ -64,6 +64,7 @@ from .probes import prepare_trainer
 from .metrics import load_metric, trainer_compute_metrics, plot_confusion_matrix, bootstrap_ci
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
+from .reading import show_reading
 from .recipes import Recipe
 
 # %% ../nbs/12_ner.ipynb #cb2c2d35

@@ -56,6 +56,7 @@ from .probes import prepare_trainer
 from .metrics import load_metric
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
+from .reading import show_reading
 from .recipes import Recipe
 from .seq2seq import (RougeMetrics, check_pairs, source_prefix, seq2seq_precision, tokenize_pairs, report_truncation, generation_config,
                                make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving, sentences,

@@ -71,6 +71,7 @@ from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedul
 from .probes import prepare_trainer
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
+from .reading import show_reading
 from .recipes import Recipe
 from .seq2seq import outputs_table
 from .causal_lm import (ensure_pad_token, load_causal_lm, apply_lora, causal_lm_collator, causal_lm_arguments,
