@@ -16,10 +16,7 @@ from pathlib import Path
 
 # %% ../nbs/07_cli.ipynb #fc2b802c
 from .recipes import recipes, recipe_parameters
-from .runner import run_recipe, RecipeError, RunInterrupted
 from .parameters import parse_param
-from .environment import is_main_process
-from .outputs import steps_note
 
 # %% ../nbs/07_cli.ipynb #cc19556a
 def _format_metrics(results: dict) -> str:
@@ -63,9 +60,13 @@ def main(argv=None) -> int:
     run.add_argument("-o", "--output", default=None, help="output folder (default runs/TASK; never overwritten)")
     run.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebook's output")
     args = parser.parse_args(argv)
+    if args.command == "list":
+        try: print(list_recipes()); return 0
+        except ValueError as e: print(f"ftrecipes: error: {e}", file=sys.stderr); return 1
+    from ftrecipes.runner import run_recipe, RecipeError, RunInterrupted  # on use: `list` and --help need no training stack
+    from ftrecipes.environment import is_main_process
+    from ftrecipes.outputs import steps_note
     try:
-        if args.command == "list":
-            print(list_recipes()); return 0
         params = read_params_file(args.params) if args.params else {}
         params.update(parse_param(p) for p in args.param)
         results = run_recipe(args.task, params, args.output, stream_output=not args.quiet)
@@ -90,8 +91,8 @@ def resume_command(args, folder) -> str:
         if p.split("=", 1)[0].strip() != "resume": parts += ["-p", p]
     return shlex.join(parts + ["-p", "resume=True", "-o", str(folder)] + (["-q"] if args.quiet else []))
 
-def interrupted_message(e: RunInterrupted, args) -> str:
-    "Two lines for a run stopped by Ctrl-C: where its outputs and last complete checkpoint are, and the command that goes on."
+def interrupted_message(e, args) -> str:
+    "Two lines for a run stopped by Ctrl-C (`e`, a `RunInterrupted`): where its outputs and last complete checkpoint are, and the command that goes on."
     if e.checkpoint is None or (e.output_dir/"results.json").exists():
         return f"ftrecipes: {e.where()}"
     return f"ftrecipes: {e.where()}\nTo resume from it: {resume_command(args, e.output_dir)}"

@@ -18,6 +18,15 @@ def test_list_shows_recipes_and_parameters(ftrecipes_cmd):
     assert "sentiment" in proc.stdout and "learning_rate" in proc.stdout and "bert-base-cased" in proc.stdout
 
 
+def test_list_imports_no_training_stack():
+    "`ftrecipes list` answers at once: the command imports torch and transformers only to run a recipe."
+    code = ("import sys, contextlib, io; from ftrecipes.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()): main(['list'])\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'papermill') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr[-2000:]
+
+
 def test_python_dash_m_runs_the_same_command():
     "`python -m ftrecipes.cli` where the `ftrecipes` script is not on the PATH: the same output and exit codes."
     listed = subprocess.run([sys.executable, "-m", "ftrecipes.cli", "list"], capture_output=True, text=True, env=subprocess_env())
