@@ -7,8 +7,8 @@ Docs: https://ftrecipes.github.io/ftrecipes/causal_lm.html.md"""
 # %% auto #0
 __all__ = ['FINETUNING', 'ensure_pad_token', 'load_causal_lm', 'linear_layer_names', 'lora_targets', 'apply_lora',
            'causal_lm_collator', 'causal_lm_arguments', 'token_nll_sums', 'perplexity_metrics', 'report_perplexity',
-           'evaluate_perplexity', 'generation_settings', 'generate_texts', 'stream_reply', 'answer_scores',
-           'save_adapter', 'merged_model']
+           'evaluate_perplexity', 'generation_settings', 'generate_texts', 'stream_reply', 'same_answer',
+           'answer_scores', 'save_adapter', 'merged_model']
 
 # %% ../nbs/09_causal_lm.ipynb #10409e38
 import importlib.util
@@ -202,12 +202,16 @@ def stream_reply(model, tokenizer, prompt, generation: GenerationConfig, seed: i
 # %% ../nbs/09_causal_lm.ipynb #381b1c45
 def _normalise(t: str) -> str: return " ".join(t.casefold().split())
 
+def same_answer(answer: str, reference: str) -> bool:
+    "Does `answer` match `reference` exactly, case and spacing aside (what exact match counts)?"
+    return _normalise(answer) == _normalise(reference)
+
 # %% ../nbs/09_causal_lm.ipynb #f39e3202
 def answer_scores(outputs: list, references: list) -> dict:
     "Exact match and ROUGE-L (percent) of generated answers against references, the share that stopped, and their mean length."
     texts = [o["text"] for o in outputs]
     rouge = load_metric(RougeMetrics).compute(predictions=texts, references=references)
-    return dict(exact_match=100 * sum(_normalise(a) == _normalise(b) for a, b in zip(texts, references)) / len(texts),
+    return dict(exact_match=100 * sum(map(same_answer, texts, references)) / len(texts),
                 rougeL=rouge["rougeL"], stopped=100 * sum(o["stopped"] for o in outputs) / len(outputs),
                 new_tokens=sum(o["new_tokens"] for o in outputs) / len(outputs))
 

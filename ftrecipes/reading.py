@@ -103,8 +103,9 @@ def curves_note(history: list, kept_by: str = "loss", tolerance: float = 0.01) -
         return (f"Over-fitting: validation loss was lowest at {e(best)} ({val[best]:.3f}) and rose to {val[last]:.3f} by {e(last)}"
                 f"{falling}. After {e(best)} the model was memorising its training set.{kept_note}")
     if best == last and val[-2] > val[-1] * (1 + tolerance):
+        last_step = f" ({val[-2]:.3f} to {val[-1]:.3f})" if len(val) > 2 else ""
         return (f"Still learning: validation loss fell from {val[0]:.3f} to {val[last]:.3f} and was still falling at the last "
-                f"epoch ({val[-2]:.3f} to {val[-1]:.3f}); more epochs would likely help.{kept_note}")
+                f"epoch{last_step}; more epochs would likely help.{kept_note}")
     if best == last:
         return (f"Levelling off: validation loss fell from {val[0]:.3f} to {val[last]:.3f}, by less than {tolerance:.0%} in the "
                 f"last epoch.{kept_note}")

@@ -76,7 +76,7 @@ from .recipes import Recipe
 from .seq2seq import outputs_table
 from .causal_lm import (ensure_pad_token, load_causal_lm, apply_lora, causal_lm_collator, causal_lm_arguments,
                                  training_precision, report_perplexity, evaluate_perplexity, generation_settings,
-                                 generate_texts, stream_reply, answer_scores, save_adapter, merged_model)
+                                 generate_texts, stream_reply, answer_scores, same_answer, save_adapter, merged_model)
 from .chats import (ensure_chat_template, to_chats, tokenize_chats, report_chats, masked_view, prompt_and_reference,
                              stop_token_ids, TOKEN_COLUMNS)
 from .text_blocks import check_texts, tokenize_and_pack, choose_separator, reads_lines
