@@ -219,7 +219,7 @@ SUMMARIZATION_QUALITY_PARAMS = dict(data_config=None, source_column="document", 
 
 def _prepare_summarization(tmp_path):
     train = load_data("real:botchan_summaries")["train"]
-    model = _small_seq2seq("t5", train["document"] + train["summary"], tmp_path/"model", 3000)
+    model = _small_seq2seq("t5", list(train["document"]) + list(train["summary"]), tmp_path/"model", 3000)
     return ("summarization", dict(SUMMARIZATION_QUALITY_PARAMS, model=str(model), data="real:botchan_summaries"),
             _split_sizes("real:botchan_summaries"))
 

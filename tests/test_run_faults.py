@@ -116,7 +116,7 @@ def test_an_output_folder_that_cannot_be_one_stops_with_one_line(ftrecipes_cmd, 
 # Ctrl-C: 8 epochs of 20 steps, so an interrupt after the first checkpoint lands with most of the run still to do
 LONG = [*SMOKE, "-p", "epochs=8", "-p", "seed=3"]
 IN_PROCESS = ("import sys, functools, threading, ftrecipes.cli as cli, ftrecipes.runner as r; "
-              "cli.run_recipe = functools.partial(r.run_recipe, in_process=True); status = cli.main(sys.argv[1:]); "
+              "r.run_recipe = functools.partial(r.run_recipe, in_process=True); status = cli.main(sys.argv[1:]); "
               "print('cells still running:', [t.name for t in threading.enumerate() if t.name == 'CaptureShell-loop']); "
               "sys.exit(status)")
 
