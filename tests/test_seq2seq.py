@@ -181,3 +181,14 @@ def test_numbers_are_translations_too(tmp_path, capsys):
     assert "1 of 2 'es' texts are numbers" in capsys.readouterr().out
     with pytest.raises(DataError, match=r"row 2: the 'es' text is missing \(an empty cell, or null\)"):
         translation_pairs(load_data(_write_jsonl(tmp_path/"n.jsonl", [{"en": "Hi.", "es": "Hola."}, {"en": "Bye.", "es": None}])), "en", "es")
+
+
+@pytest.mark.parametrize("task", ["summarization", "translation"])
+def test_a_decoder_only_model_fine_tunes_through_the_recipe_and_reloads(task, tmp_path):
+    "The branch the laptop preset takes (a chat model, source in the prompt, target as the answer), with a tiny Llama: machinery only."
+    from ftrecipes.runner import run_recipe
+    r = run_recipe(task, dict(preset="smoke", model="tiny:llama", no_repeat_ngram_size=0), tmp_path/"run", in_process=True)
+    config = json.loads((tmp_path/"run"/"model"/"config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"] and config["ftrecipes_prefix"].startswith(("Summarize", "Translate"))
+    assert np.isfinite(r["metrics"]["test"]["loss"]) and r["metrics"]["test"]["gen_len"] > 0
+    assert r["training"]["global_step"] > 0 and r["reload_check"]
