@@ -134,12 +134,12 @@ def test_a_sentence_longer_than_max_length_is_scored_whole():
     assert preds[0][seen:] == ["O"] * (len(words) - seen), "words past the cut are tagged O"
     found = len(entity_spans([names[t] for t in tags[:seen]]))
     gold = len(entity_spans(refs[0])) + 2
-    assert metrics["precision"] == 1.0
-    assert metrics["recall"] == pytest.approx((found + 2) / gold), "entities past the cut count as missed"
+    assert metrics["precision"] == 100.0  # scores are percentages
+    assert metrics["recall"] == pytest.approx(100 * (found + 2) / gold), "entities past the cut count as missed"
     # the lookup baseline tags every word: it can be scored against the same references (lengths must match)
     lookup = load_metric(EntityMetrics).compute(predictions=lookup_baseline(
         splits["test"]["tokens"], splits["test"]["tags"], splits["test"]["tokens"], names), references=refs)
-    assert lookup["recall"] == 1.0
+    assert lookup["recall"] == 100.0
 
 
 CORPUS = Path(__file__).parent/"bad_inputs"/"ner"
