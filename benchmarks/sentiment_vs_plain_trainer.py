@@ -35,12 +35,12 @@ with tempfile.TemporaryDirectory() as out:
     rec = subprocess.run(args, capture_output=True, text=True, env=env)
     if rec.returncode: sys.exit(rec.stderr[-3000:])
     r = json.loads(Path(f"{out}/run/results.json").read_text())
-    recipe = dict(test_accuracy=round(r["metrics"]["test"]["accuracy"], 4), wall_time_s=r["wall_time_s"],
+    recipe = dict(test_accuracy=round(r["metrics"]["test"]["accuracy"], 2), wall_time_s=r["wall_time_s"],
                   training_s=r["training"]["wall_time_s"], command_s=round(time.perf_counter() - start, 1))
 
 print(f"{'':<22}{'test accuracy':>14}{'wall s':>10}{'command s':>11}")
-print(f"{'plain Trainer script':<22}{baseline['test_accuracy']:>14.4f}{baseline['wall_time_s']:>10.1f}{baseline['command_s']:>11.1f}")
-print(f"{'ftrecipes sentiment':<22}{recipe['test_accuracy']:>14.4f}{recipe['wall_time_s']:>10.1f}{recipe['command_s']:>11.1f}")
+print(f"{'plain Trainer script':<22}{baseline['test_accuracy']:>14.2f}{baseline['wall_time_s']:>10.1f}{baseline['command_s']:>11.1f}")
+print(f"{'ftrecipes sentiment':<22}{recipe['test_accuracy']:>14.2f}{recipe['wall_time_s']:>10.1f}{recipe['command_s']:>11.1f}")
 print(f"ratios (recipe / plain): accuracy {recipe['test_accuracy'] / baseline['test_accuracy']:.3f}, "
       f"wall time {recipe['wall_time_s'] / baseline['wall_time_s']:.3f}, command {recipe['command_s'] / baseline['command_s']:.3f}")
 print(json.dumps(dict(baseline=baseline, recipe=recipe)))

@@ -23,6 +23,7 @@ from transformers import TrainerCallback
 from .recipes import recipe, recipe_parameters
 from .runner import run_recipe, check_params, RecipeError
 from .training import greater_is_better, trainer_callbacks
+from .metrics import is_score, fmt_score, axis_label
 
 # %% ../nbs/20_experiments.ipynb #5df3a1de
 def headline(task: str, metric: str = None, direction: str = None) -> tuple:
@@ -31,6 +32,10 @@ def headline(task: str, metric: str = None, direction: str = None) -> tuple:
     if direction is None: direction = "maximize" if greater_is_better(metric) else "minimize"
     if direction not in ("maximize", "minimize"): raise ValueError(f"direction={direction!r}: use 'maximize' or 'minimize'.")
     return metric, direction
+
+def _fmt(metric: str, value: float) -> str:
+    "`value` of `metric` as it prints: a score (out of 100) with two decimals, a loss or perplexity with four."
+    return fmt_score(value) if is_score(metric) else f"{value:.4f}"
 
 def metric_value(results: dict, split: str, metric: str) -> float:
     "`metric` of `split` in a run's results, or an error that lists the metrics there are."
@@ -71,8 +76,9 @@ def across_seeds(task: str, params: dict = None, seeds=(0, 1, 2), output_dir=Non
     summary = dict(task=task, metric=metric, split=split, runs=len(v), mean=float(v.mean()),
                    std=float(v.std(ddof=1)) if len(v) > 1 else 0.0, min=float(v.min()), max=float(v.max()))
     (out/"seeds.json").write_text(json.dumps(dict(summary=summary, runs=rows), indent=2))
-    print(f"{task} {split} {metric} over {len(v)} seeds: {summary['mean']:.4f} +- {summary['std']:.4f} "
-          f"(min {summary['min']:.4f}, max {summary['max']:.4f}); runs in {out}")
+    f = lambda v: _fmt(metric, v)
+    print(f"{task} {split} {metric} over {len(v)} seeds: {f(summary['mean'])} +- {f(summary['std'])} "
+          f"(min {f(summary['min'])}, max {f(summary['max'])}); runs in {out}")
     return table, summary
 
 # %% ../nbs/20_experiments.ipynb #4469e449
@@ -99,8 +105,8 @@ def plot_learning_curve(table, metric: str = None, title: str = "Learning curve"
     metric = metric or [c for c in table.columns if c not in ("fraction", "train_rows", "wall_time_s")][0]
     if ax is None: fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(table["train_rows"], table[metric], "o-")
-    for _, row in table.iterrows(): ax.annotate(f"{row[metric]:.3f}", (row["train_rows"], row[metric]), textcoords="offset points", xytext=(4, 4))
-    ax.set_xscale("log"); ax.set_xlabel("training rows"); ax.set_ylabel(metric); ax.set_title(title); ax.grid(alpha=.3)
+    for _, row in table.iterrows(): ax.annotate(_fmt(metric, row[metric]), (row["train_rows"], row[metric]), textcoords="offset points", xytext=(4, 4))
+    ax.set_xscale("log"); ax.set_xlabel("training rows"); ax.set_ylabel(axis_label(metric)); ax.set_title(title); ax.grid(alpha=.3)
     return ax.figure
 
 # %% ../nbs/20_experiments.ipynb #1ec0bbf0
@@ -146,7 +152,7 @@ class OptunaPruning(TrainerCallback):
         epoch = int(round(state.epoch or 0))
         self.trial.report(float(value), step=epoch)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"validation {self.metric} {value:.4f} after epoch {epoch}")
+            raise optuna.TrialPruned(f"validation {self.metric} {_fmt(self.metric, value)} after epoch {epoch}")
 
 # %% ../nbs/20_experiments.ipynb #83fddaa3
 def search(task: str, params: dict = None, space: dict = None, n_trials: int = 10, output_dir=None,
@@ -181,8 +187,8 @@ def search(task: str, params: dict = None, space: dict = None, n_trials: int = 1
         best = dict({k: v for k, v in params.items() if k not in ("output_dir", "resume")}, **study.best_trial.params)
         (out/"best_params.json").write_text(json.dumps(best, indent=2))
         print(f"best of {len(done)} complete trials ({len(study.trials) - len(done)} pruned or failed): validation {metric} "
-              f"{study.best_value:.4f} with {study.best_trial.params}\nreuse it: ftrecipes run {task} --params {out/'best_params.json'}")
-    study.set_user_attr("output_dir", str(out))
+              f"{_fmt(metric, study.best_value)} with {study.best_trial.params}\nreuse it: ftrecipes run {task} --params {out/'best_params.json'}")
+    study.set_user_attr("output_dir", str(out)); study.set_user_attr("metric", metric)
     return study
 
 def search_table(study):
@@ -200,6 +206,7 @@ def plot_search(study):
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
         ax = ovm.plot_optimization_history(study)
         ax.figure.set_size_inches(6, 3.2)
+        if "metric" in study.user_attrs: ax.set_ylabel(f"validation {axis_label(study.user_attrs['metric'])}")
         complete = [t for t in study.trials if t.value is not None]
         if len(complete) >= 3 and len(complete[0].params) >= 2:
             ax2 = ovm.plot_param_importances(study)

@@ -224,12 +224,12 @@ class SquadMetrics(evaluate.Metric):
 
 # %% ../nbs/08_extractive_qa.ipynb #41e06881
 def qa_predictions_table(examples, predictions: list, k: int = 10, wrong_first: bool = True):
-    "A DataFrame of questions with gold and predicted answers and their scores; the worst first."
+    "A DataFrame of questions with gold and predicted answers and their scores (out of 100); the worst first."
     rows = []
     for ex, pr in zip(examples, predictions):
         em, f1 = squad_scores(pr["prediction_text"], ex["answers"]["text"])
         rows.append(dict(id=ex["id"], question=ex["question"], gold=" | ".join(ex["answers"]["text"]) or "(no answer)",
-                         predicted=pr["prediction_text"] or "(no answer)", exact_match=em, f1=round(f1, 2)))
+                         predicted=pr["prediction_text"] or "(no answer)", exact_match=100 * em, f1=round(100 * f1, 2)))
     df = pd.DataFrame(rows)
     if wrong_first: df = df.sort_values(["f1", "exact_match"], kind="stable")
     return df.head(k)

@@ -69,14 +69,14 @@ from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedul
 from .probes import prepare_trainer
 from .metrics import (ClassificationMetrics, classification_compute_metrics, evaluate_classifier, metrics_table, majority_baseline,
                                per_class_table, plot_confusion_matrix, most_confident_errors,
-                               slice_report, held_out_sample, checked_predictions)
+                               slice_report, fmt_score, axis_label, held_out_sample, checked_predictions)
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
 from .reading import show_reading
 from .recipes import Recipe
 
 # %% ../nbs/16_image_classification.ipynb #ccf1e3b9
-PUBLISHED_RESULT = dict(metric="accuracy", value=0.974, split="EuroSAT, the notebook's 10% validation split",
+PUBLISHED_RESULT = dict(metric="accuracy", value=97.4, split="EuroSAT, the notebook's 10% validation split",
                         source="huggingface/notebooks examples/image_classification.ipynb (Swin-T, ImageNet-1k weights, 3 epochs)")
 
 def image_presets(env) -> dict:
@@ -138,7 +138,7 @@ def plot_transfer(histories: dict, metric: str = "accuracy"):
         line, = a.plot(train["epoch"], train["loss"], alpha=.5, label=f"{name}: training")
         a.plot(evals["epoch"], evals["loss"], "o-", color=line.get_color(), label=f"{name}: validation")
         b.plot(evals["epoch"], evals[metric], "o-", color=line.get_color(), label=name)
-    a.set(xlabel="epoch", ylabel="loss", title="Loss"); b.set(xlabel="epoch", ylabel=metric, title=f"Validation {metric}")
+    a.set(xlabel="epoch", ylabel="loss", title="Loss"); b.set(xlabel="epoch", ylabel=axis_label(metric), title=f"Validation {metric}")
     for ax in (a, b): ax.grid(alpha=.3); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -207,7 +207,7 @@ def check_image_folder(source: str):
         if len(found) < (2 if train else 1):
             raise DataError(f"{source}: found {len(found)} class folder(s) in {f'{d.name}/' if d != folder else 'the top folder'}"
                             + (f" ({found[0].name}/)" if found else "") + f"; expected {IMAGE_FOLDER_LAYOUT}. "
-                            + ("A classifier of one class is right every time (accuracy 1.0) and learns nothing: add a folder of "
+                            + ("A classifier of one class is right every time (accuracy 100) and learns nothing: add a folder of "
                                "images for each other class." if train else f"Put its images in their class folders, or remove {d.name}/."))
     _check_split_words(source, folder, images, bool(splits))
 

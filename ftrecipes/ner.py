@@ -61,7 +61,8 @@ from .offline import best_offline_text_encoder
 from .corpora import corpora_available
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
-from .metrics import load_metric, trainer_compute_metrics, plot_confusion_matrix, bootstrap_ci, held_out_sample, checked_predictions
+from .metrics import (load_metric, trainer_compute_metrics, plot_confusion_matrix, bootstrap_ci, held_out_sample, checked_predictions,
+                               percent, SCORE_DIGITS, fmt_score)
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
 from .reading import show_reading
@@ -69,7 +70,7 @@ from .recipes import Recipe
 
 # %% ../nbs/12_ner.ipynb #cb2c2d35
 class EntityMetrics(evaluate.Metric):
-    "Entity-level precision, recall and F1 (overall and per type, conlleval/seqeval rules) and word accuracy."
+    "Entity-level precision, recall and F1 (overall and per type, conlleval/seqeval rules) and word accuracy, out of 100."
     def _info(self):
         return evaluate.MetricInfo(
             description="Entity-level precision/recall/F1 as in the CoNLL-2003 evaluation, plus word accuracy.",
@@ -89,9 +90,9 @@ class EntityMetrics(evaluate.Metric):
             words += len(ref); right += sum(a == b for a, b in zip(pred, ref))
         def prf(c, f, g):
             pr, rc = (c / f if f else 0.0), (c / g if g else 0.0)
-            return dict(precision=pr, recall=rc, f1=2 * pr * rc / (pr + rc) if pr + rc else 0.0)
+            return dict(precision=percent(pr), recall=percent(rc), f1=percent(2 * pr * rc / (pr + rc) if pr + rc else 0.0))
         out = prf(sum(correct.values()), sum(found.values()), sum(gold.values()))
-        out["accuracy"] = right / words if words else 0.0
+        out["accuracy"] = percent(right / words if words else 0.0)
         out["per_type"] = {t: dict(prf(correct[t], found[t], gold[t]), number=gold[t]) for t in sorted(gold | found)}
         return out
 
@@ -265,12 +266,12 @@ def ner_compute_metrics(label_names: list):
         zip(("predictions", "references"), _word_tags(logits, labels, label_names))), leave_out=("per_type",))
 
 def entity_f1_interval(predictions: list, references: list, n_boot: int = 1000, seed: int = 0) -> list:
-    "95% bootstrap interval of entity F1, resampling sentences."
+    "95% bootstrap interval of entity F1 (out of 100), resampling sentences."
     counts = np.array([(len(set(entity_spans(p)) & set(entity_spans(r))), len(entity_spans(p)), len(entity_spans(r)))
                        for p, r in zip(predictions, references)], dtype=float)
     def f1(idx):
         correct, found, gold = counts[idx].sum(axis=0)
-        return 2 * correct / (found + gold) if found + gold else 0.0
+        return percent(2 * correct / (found + gold) if found + gold else 0.0)
     ci = bootstrap_ci(stat=f1, n_examples=len(counts), n_boot=n_boot, seed=seed)
     return [ci["low"], ci["high"]]
 

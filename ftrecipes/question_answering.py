@@ -61,7 +61,7 @@ from .offline import best_offline_text_encoder
 from .corpora import corpora_available
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history
 from .probes import prepare_trainer
-from .metrics import load_metric, bootstrap_ci, held_out_sample, checked_predictions
+from .metrics import load_metric, bootstrap_ci, held_out_sample, checked_predictions, fmt_score
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
 from .reading import show_reading

@@ -57,14 +57,14 @@ from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedul
 from .probes import prepare_trainer
 from .metrics import (ClassificationMetrics, load_metric, classification_compute_metrics, evaluate_classifier, metrics_table,
                                majority_baseline, accuracy_with_interval, per_class_table, plot_confusion_matrix, most_confident_errors,
-                               length_buckets, slice_report, held_out_sample, checked_predictions)
+                               length_buckets, slice_report, held_out_sample, checked_predictions, fmt_score)
 from .saving import save_run, run_results, reload_and_predict, provenance
 from .outputs import fresh_output_dir, steps_note
 from .reading import show_reading
 from .recipes import Recipe, published_test_split, recipe_splits, test_split_note
 
 # %% ../nbs/10_sentiment.ipynb #e82b8cc9
-PUBLISHED_RESULT = dict(metric="accuracy", value=0.9232, split="SST-2 validation", data_split="validation",
+PUBLISHED_RESULT = dict(metric="accuracy", value=92.32, split="SST-2 validation", data_split="validation",
                         source="transformers examples/pytorch/text-classification README (bert-base-cased, 3 epochs)")
 
 def sentiment_presets(env) -> dict:

@@ -58,12 +58,12 @@ def test_entity_metrics_match_seqeval_where_installed():
     refs = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "I-ORG", "O"], ["O", "B-MISC", "I-MISC"]]
     res = load_metric(EntityMetrics).compute(predictions=preds, references=refs)
     # by hand: 5 predicted entities, 4 gold, 2 correct (PER, the second ORG)
-    assert res["precision"] == pytest.approx(2 / 5) and res["recall"] == pytest.approx(2 / 4)
-    assert res["accuracy"] == pytest.approx(8 / 10)
+    assert res["precision"] == pytest.approx(100 * 2 / 5) and res["recall"] == pytest.approx(100 * 2 / 4)  # percentages
+    assert res["accuracy"] == pytest.approx(100 * 8 / 10)
     if importlib.util.find_spec("seqeval") is None: return
-    from seqeval.metrics import f1_score, precision_score, recall_score
-    assert res["f1"] == pytest.approx(f1_score(refs, preds)) and res["precision"] == pytest.approx(precision_score(refs, preds))
-    assert res["recall"] == pytest.approx(recall_score(refs, preds))
+    from seqeval.metrics import f1_score, precision_score, recall_score  # seqeval: 0 to 1, conlleval and ftrecipes: 0 to 100
+    assert res["f1"] == pytest.approx(100 * f1_score(refs, preds)) and res["precision"] == pytest.approx(100 * precision_score(refs, preds))
+    assert res["recall"] == pytest.approx(100 * recall_score(refs, preds))
 
 
 def _dsd(tokens, tags, features=None):
@@ -134,12 +134,12 @@ def test_a_sentence_longer_than_max_length_is_scored_whole():
     assert preds[0][seen:] == ["O"] * (len(words) - seen), "words past the cut are tagged O"
     found = len(entity_spans([names[t] for t in tags[:seen]]))
     gold = len(entity_spans(refs[0])) + 2
-    assert metrics["precision"] == 1.0
-    assert metrics["recall"] == pytest.approx((found + 2) / gold), "entities past the cut count as missed"
+    assert metrics["precision"] == 100.0  # scores are percentages
+    assert metrics["recall"] == pytest.approx(100 * (found + 2) / gold), "entities past the cut count as missed"
     # the lookup baseline tags every word: it can be scored against the same references (lengths must match)
     lookup = load_metric(EntityMetrics).compute(predictions=lookup_baseline(
         splits["test"]["tokens"], splits["test"]["tags"], splits["test"]["tokens"], names), references=refs)
-    assert lookup["recall"] == 1.0
+    assert lookup["recall"] == 100.0
 
 
 CORPUS = Path(__file__).parent/"bad_inputs"/"ner"

@@ -57,8 +57,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(ftr
     assert said in (killed/"sentiment.ipynb").read_text(), "the executed notebook says it too"
     assert said in (killed/"model"/"README.md").read_text(), "and the model card"
     line = (f"resume: killed after checkpoint-{max(done)} of {full['training']['global_step']} steps; "
-            + "; ".join(f"{s} accuracy {resumed['metrics'][s]['accuracy']:.4f} / loss {resumed['metrics'][s]['loss']:.6f} "
-                        f"(uninterrupted {full['metrics'][s]['accuracy']:.4f} / {full['metrics'][s]['loss']:.6f})"
+            + "; ".join(f"{s} accuracy {resumed['metrics'][s]['accuracy']:.2f} / loss {resumed['metrics'][s]['loss']:.6f} "
+                        f"(uninterrupted {full['metrics'][s]['accuracy']:.2f} / {full['metrics'][s]['loss']:.6f})"
                         for s in ("validation", "test")))
     with capsys.disabled(): print("\n" + line)
     for split in ("validation", "test"):
