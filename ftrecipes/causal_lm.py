@@ -23,7 +23,8 @@ from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, DataCollator
 from .environment import PRECISIONS, training_precision  # re-exported: the recipe imports them from here
 from .environment import is_main_process, wait_for_main_process
 from .models import ModelError, count_parameters, safe_from_pretrained
-from .metrics import load_metric
+from .metrics import load_metric, bootstrap_ci
+from .extractive_qa import exact_match_score
 from .seq2seq import RougeMetrics
 from .compat import checkpointing_argument, peft_quietly
 from .chats import stop_token_ids
@@ -200,19 +201,20 @@ def stream_reply(model, tokenizer, prompt, generation: GenerationConfig, seed: i
                        streamer=TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True))
 
 # %% ../nbs/09_causal_lm.ipynb #381b1c45
-def _normalise(t: str) -> str: return " ".join(t.casefold().split())
-
 def same_answer(answer: str, reference: str) -> bool:
-    "Does `answer` match `reference` exactly, case and spacing aside (what exact match counts)?"
-    return _normalise(answer) == _normalise(reference)
+    "Does `answer` match `reference` as SQuAD's exact match counts it (case, punctuation, articles and spacing aside)?"
+    return exact_match_score(answer, reference) == 1.0
 
 # %% ../nbs/09_causal_lm.ipynb #f39e3202
 def answer_scores(outputs: list, references: list) -> dict:
-    "Exact match and ROUGE-L (percent) of generated answers against references, the share that stopped, and their mean length."
+    "Exact match and ROUGE-L (percent, with 95% intervals) of generated answers, the share that stopped, and their mean length."
     texts = [o["text"] for o in outputs]
-    rouge = load_metric(RougeMetrics).compute(predictions=texts, references=references)
-    return dict(exact_match=100 * sum(map(same_answer, texts, references)) / len(texts),
-                rougeL=rouge["rougeL"], stopped=100 * sum(o["stopped"] for o in outputs) / len(outputs),
+    rouge = load_metric(RougeMetrics).compute(predictions=texts, references=references, intervals=True)
+    matches = [100.0 * same_answer(t, r) for t, r in zip(texts, references)]
+    ci = bootstrap_ci(matches)
+    return dict(exact_match=sum(matches) / len(matches), exact_match_ci95=[ci["low"], ci["high"]],
+                rougeL=rouge["rougeL"], rougeL_ci95=rouge["rougeL_ci95"],
+                stopped=100 * sum(o["stopped"] for o in outputs) / len(outputs),
                 new_tokens=sum(o["new_tokens"] for o in outputs) / len(outputs))
 
 # %% ../nbs/09_causal_lm.ipynb #675b3180

@@ -154,12 +154,16 @@ def recipe_path(task: str) -> Path:
 SUMMARY_KEYS = ("task", "base_model", "data", "preset", "published", "hardware", "wall_time_s", "created", "versions")
 ENVIRONMENT_KEYS = ("device", "precision", "gpu_name", "cpu_threads", "processes")
 
+def _scores(m: dict) -> dict:
+    "The numbers of a row of scores, and their 95% intervals."
+    return {k: v for k, v in m.items() if (isinstance(v, (int, float)) and not isinstance(v, bool)) or k.endswith("_ci95")}
+
 def results_summary(results: dict) -> dict:
     "The part of a run's results that describes it without this machine's paths: what ran, how well, on what, how fast."
     out = {k: results[k] for k in SUMMARY_KEYS if k in results}
     out["environment"] = {k: v for k, v in results.get("environment", {}).items() if k in ENVIRONMENT_KEYS}
-    out["metrics"] = {split: {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-                      for split, m in results.get("metrics", {}).items()}
+    out["metrics"] = {split: _scores(m) for split, m in results.get("metrics", {}).items()}
+    out["baselines"] = {name: _scores(m) for name, m in (results.get("baselines") or {}).items() if isinstance(m, dict)}
     out["training_wall_time_s"] = results.get("training", {}).get("wall_time_s")
     return out
 

@@ -29,8 +29,8 @@ import torch
 from datasets import Dataset, DatasetDict
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 from rouge_score import rouge_scorer
-from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, Pipeline, Seq2SeqTrainer,
-                          Seq2SeqTrainingArguments)
+from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, Pipeline,
+                          Seq2SeqTrainer, Seq2SeqTrainingArguments)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from .data import texts
 from .metrics import load_metric, bootstrap_ci

@@ -79,7 +79,7 @@ def summarization_presets(env) -> dict:
     chat = best_offline_model("causal-lm")
     if env.hub: laptop = dict(max_train_samples=2000, max_eval_samples=200, max_source_length=384, max_new_tokens=64)
     elif chat.startswith("offline:"):  # pre-trained decoder-only: document in the prompt, summary as the answer
-        laptop = dict(bundled, model=chat, epochs=2, learning_rate=1e-4, batch_size=8, warmup=0.1, max_source_length=256,
+        laptop = dict(bundled, model=chat, epochs=1, learning_rate=1e-4, batch_size=8, warmup=0.1, max_source_length=256,
                       max_target_length=48, max_new_tokens=48, no_repeat_ngram_size=0)  # the ban would cover the prompt
         if corpora_available("botchan_summaries"): laptop.update(data="real:botchan_summaries")
     else: laptop = dict(bundled, model="tiny:t5", epochs=30, learning_rate=1e-3, max_source_length=256,

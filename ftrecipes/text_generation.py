@@ -67,6 +67,7 @@ from .environment import describe_environment, seed_everything
 from .data import load_data, make_splits, limit_rows, drop_empty_texts
 from .models import resolve_model, load_tokenizer, describe_model, choose_gradient_checkpointing
 from .offline import best_offline_model
+from .corpora import corpora_available
 from .training import TrainConfig, make_trainer, train_and_time, plot_lr_schedule, plot_loss_curves, loss_history, peak_memory_note
 from .probes import prepare_trainer
 from .saving import save_run, run_results, reload_and_predict, provenance
@@ -110,6 +111,9 @@ def text_generation_presets(env, mode: str = "instruction") -> dict:
         laptop = dict(cpu, **bundled, model=best_offline_model("causal-lm"), max_seq_length=256, epochs=2,
                       learning_rate=5e-4, max_new_tokens=48)
         if laptop["model"].startswith("tiny:"): laptop.update(finetuning="full", learning_rate=2e-3, epochs=8)
+        elif mode == "instruction" and corpora_available("botchan_instructions"):  # a clone: hand-written questions on Botchan
+            laptop.update(data="real:botchan_instructions", max_seq_length=512, max_new_tokens=24, temperature=0,
+                          num_eval_prompts=1000)  # every test question, answered greedily: exact match is checkable
     smoke = dict(cpu, **bundled, model="tiny:llama", max_seq_length=128, epochs=2, learning_rate=2e-3, num_eval_prompts=4,
                  max_new_tokens=12)
     return dict(laptop=laptop, smoke=smoke)

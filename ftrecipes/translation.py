@@ -80,7 +80,7 @@ def translation_presets(env) -> dict:
     elif chat.startswith("offline:"):  # pre-trained decoder-only: the sentence in the prompt, its translation as the answer
         laptop = dict(bundled, model=chat, epochs=1, learning_rate=1e-4, batch_size=16, warmup=0.1, num_beams=1,
                       max_source_length=64, max_target_length=96, max_new_tokens=96)
-        if corpora_available("bible_en_es"): laptop.update(data="real:bible_en_es", max_train_samples=1000, max_eval_samples=200)
+        if corpora_available("bible_en_es"): laptop.update(data="real:bible_en_es", max_train_samples=800, max_eval_samples=100)
     else: laptop = dict(bundled, model="tiny:t5", epochs=30, learning_rate=2e-3, batch_size=16, num_beams=1,
                         max_new_tokens=48, max_source_length=64, max_target_length=64, warmup=0.1, metric_for_best="loss")
     smoke = dict(bundled, model="tiny:marian", epochs=3, learning_rate=2e-3, num_beams=1, max_new_tokens=16,

@@ -137,7 +137,7 @@ def test_committed_summaries_read_only_declared_keys(summary):
     assert set(SUMMARY_KEYS) <= set(COMMON), f"results_summary reads undeclared keys: {set(SUMMARY_KEYS) - set(COMMON)}"
     r = json.loads(summary.read_text())
     assert r["task"] in recipes(), f"{summary.name}: no recipe {r['task']!r}"
-    assert list(r) == [*SUMMARY_KEYS, "environment", "metrics", "training_wall_time_s"], f"{summary.name}: {list(r)}"
+    assert list(r) == [*SUMMARY_KEYS, "environment", "metrics", "baselines", "training_wall_time_s"], f"{summary.name}: {list(r)}"
     assert set(r["environment"]) <= set(ENVIRONMENT_KEYS) and r["metrics"]["test"], summary.name
 
 
@@ -149,3 +149,19 @@ def test_a_smoke_run_writes_exactly_the_declared_keys(tmp_path):
     assert written["task"] == task and written["preset"] == "smoke" and written["reload_check"]["outputs"]
     assert set(recipe(task).baselines) <= set(written["baselines"]), written["baselines"]
     assert written["wall_time_s"] >= written["training"]["wall_time_s"]
+
+
+@pytest.mark.parametrize("task", sorted(recipes()))
+def test_the_committed_run_is_a_laptop_fine_tune_clear_of_every_baseline(task):
+    "The committed run of every recipe (what the site shows) beats each baseline on each score with an interval, the 95% intervals apart."
+    from ftrecipes.reading import MODEL_ROW, versus
+    from ftrecipes.training import greater_is_better
+    r = json.loads((NBS/"results"/f"{task}.json").read_text())
+    assert r["preset"] == "laptop", f"{task}: the committed run is preset {r['preset']!r}"
+    test = r["metrics"]["test"]
+    verdicts = {(name, k[:-5]): versus(test, base, k[:-5], greater_is_better(k[:-5]))
+                for name, base in r["baselines"].items() if name != MODEL_ROW
+                for k in test if k.endswith("_ci95") and k in base}
+    assert set(recipe(task).baselines) & {name for name, _ in verdicts}, f"{task}: no baseline scored with an interval: {r['baselines']}"
+    behind = {k: v for k, v in verdicts.items() if not v.startswith("ahead, and")}
+    assert not behind, f"{task}: not clear of a baseline: {behind}"
