@@ -24,6 +24,10 @@ def warm_up():
     import datasets, evaluate, transformers  # noqa: F401
     from transformers import Trainer  # noqa: F401  (the slow one: accelerate, the trainer machinery)
     import ftrecipes.training, ftrecipes.metrics, ftrecipes.data, ftrecipes.saving, ftrecipes.recipes, ftrecipes.runner  # noqa: F401
+    # The pipelines ftrecipes registers, registered now by their modules. Otherwise a notebook that defines them
+    # (08_seq2seq, 08_extractive_qa) registers its own classes in this worker's transformers, and when that notebook's
+    # namespace is cleared, a later notebook's pipeline("summarization") finds their functions' globals gone.
+    import ftrecipes.seq2seq, ftrecipes.extractive_qa  # noqa: F401
 
 
 def _error_outputs(executed) -> str:
