@@ -203,6 +203,9 @@ def build_fashion_mnist(src: Path, out: Path, n_validation: int = 500, seed: int
 # %% ../nbs/01_corpora.ipynb #1a648113
 CORPORA = {  # name: (raw files in data/, builder or None when the one raw file is read as it is)
     "movie_snippets": (["movie_snippets.tsv"], None),
+    "amazon_snippets": (["amazon_snippets.tsv"], None),  # the same raters and scale, on product reviews
+    "tweets": (["tweets.tsv"], None),
+    "nyt_snippets": (["nyt_snippets.tsv"], None),  # New York Times editorials
     "botchan": (["botchan.txt"], None),
     "botchan_qa": (["botchan.txt", "botchan_qa.jsonl"], build_botchan_qa),
     "botchan_instructions": (["botchan.txt", "botchan_qa.jsonl"], build_botchan_instructions),
