@@ -82,7 +82,8 @@ def sentiment_presets(env) -> dict:
 
 RECIPE = Recipe(name="sentiment", notebook="10_sentiment.ipynb", parameters=PARAMETERS, presets=sentiment_presets,
                 result=PUBLISHED_RESULT, headline="accuracy", pipeline="text-classification",
-                metric=ClassificationMetrics, baselines=("majority class", "VADER lexicon"))
+                metric=ClassificationMetrics, baselines=("majority class", "VADER lexicon"),
+                splits="sentiment_splits")
 
 
 # %% ../nbs/10_sentiment.ipynb #5d2c7e91

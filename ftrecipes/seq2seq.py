@@ -293,6 +293,10 @@ class Seq2SeqPipeline(Pipeline):
     "`pipeline('summarization')` / `pipeline('translation')`: text in, generated text out (encoder-decoder or decoder-only)."
     output_key = "generated_text"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.model.config.is_encoder_decoder: self.tokenizer.padding_side = "left"  # batched prompts end where generation starts
+
     def _sanitize_parameters(self, max_source_length=None, **generate_kwargs):
         pre = {"max_source_length": max_source_length} if max_source_length else {}
         return pre, {"generate_kwargs": generate_kwargs}, {}
