@@ -14,9 +14,7 @@ import pytest
 
 from conftest import NBS, RECIPE_NOTEBOOKS
 
-# The page every recipe links for what happens once a model is in use; its notebook is being written alongside.
-AFTER_DEPLOYMENT = "after_deployment.html"
-AFTER_DEPLOYMENT_NOTEBOOK = "22_after_deployment.ipynb"
+AFTER_DEPLOYMENT = "after_deployment.html"  # the page every recipe links for what happens once a model is in use
 
 LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")  # [text](target) and [text](target "title")
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -80,11 +78,10 @@ def anchors(nb_path: Path) -> set:
     return found
 
 
-def link_problems(source_name: str, text: str, nbs: Path = NBS, skip_pages=()) -> list:
+def link_problems(source_name: str, text: str, nbs: Path = NBS) -> list:
     "What is wrong with the relative .html links of one markdown text: a missing page, or a missing heading on it."
     problems = []
     for page, fragment in relative_html_links(text):
-        if page in skip_pages: continue
         target = page_notebook(page, nbs)
         if target is None:
             problems.append(f"{source_name}: link to {page}: no notebook in nbs/ renders as that page"); continue
@@ -150,17 +147,7 @@ def test_recipe_links_the_experiments_and_after_deployment_pages(nb):
 
 def test_relative_html_links_point_to_notebooks():
     "Every relative `*.html` link in any notebook's markdown names a page some notebook renders, and a heading on it."
-    problems = [p for nb in all_notebooks() for _, text in markdown_cells(nb)
-                for p in link_problems(nb.name, text, skip_pages={AFTER_DEPLOYMENT})]
-    assert not problems, "\n".join(problems)
-
-
-def test_after_deployment_links_point_to_its_notebook():
-    "The links to after_deployment.html resolve once its notebook exists (it is being written alongside the recipes)."
-    if not (NBS/AFTER_DEPLOYMENT_NOTEBOOK).is_file():
-        pytest.skip(f"nbs/{AFTER_DEPLOYMENT_NOTEBOOK} does not exist yet: the links to {AFTER_DEPLOYMENT} are not checked")
-    problems = [p for nb in all_notebooks() for _, text in markdown_cells(nb) for p in link_problems(nb.name, text)
-                if f"link to {AFTER_DEPLOYMENT}" in p]
+    problems = [p for nb in all_notebooks() for _, text in markdown_cells(nb) for p in link_problems(nb.name, text)]
     assert not problems, "\n".join(problems)
 
 

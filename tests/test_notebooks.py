@@ -1,7 +1,7 @@
 """The smoke suite: every notebook in nbs/ executed, offline, in two warm worker processes with one thread each
 (tests/notebook_runner.py: the imports are paid once per worker, not once per notebook).
 
-Recipe notebooks (nbs/1x_*.ipynb) run with their smoke preset: a tiny model on the bundled sample. These runs test the
+Recipe notebooks (nbs/1x_*.ipynb), and lessons whose parameters name a preset, run with the smoke preset: a tiny model. These runs test the
 machinery; tests/test_quality.py tests learning with real weights on real data. A new notebook is picked up with no edit here."""
 import json
 import subprocess
@@ -17,6 +17,13 @@ NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb") if not p.name.startswith(
 RECIPES = RECIPE_NOTEBOOKS
 
 
+def takes_preset(name: str) -> bool:
+    "Does notebook `name` (a lesson that runs recipes, not a recipe) have a parameters cell with a `preset` and an `output_dir`?"
+    cells = json.loads((NBS/name).read_text())["cells"]
+    params = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
+    return "preset =" in params and "output_dir =" in params
+
+
 @pytest.fixture(scope="session")
 def executed(tmp_path_factory):
     "Run every notebook once per session, two at a time (the suite's notebooks share its two cores)."
@@ -24,7 +31,7 @@ def executed(tmp_path_factory):
     output_dirs = {n: out/n.removesuffix(".ipynb") for n in NOTEBOOKS}
     # notebooks that run whole recipes themselves (the experiments) take longest: they start first, the rest fill in
     order = sorted(NOTEBOOKS, key=lambda n: -(NBS/n).read_text().count("run_recipe("))
-    jobs = [(str(NBS/n), str(out/n), dict(preset="smoke", output_dir=str(output_dirs[n])) if n in RECIPES else None)
+    jobs = [(str(NBS/n), str(out/n), dict(preset="smoke", output_dir=str(output_dirs[n])) if n in RECIPES or takes_preset(n) else None)
             for n in order]
     start = time.perf_counter()
     runs = dict(zip(order, run_all(jobs)))
