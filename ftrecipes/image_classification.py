@@ -6,7 +6,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/image_classification.html.md"""
 
 # %% auto #0
 __all__ = ['PARAMETERS', 'PUBLISHED_RESULT', 'RECIPE', 'image_presets', 'load_image_classifier', 'scratch_image_classifier',
-           'image_trainer', 'plot_transfer']
+           'image_splits', 'image_trainer', 'plot_transfer']
 
 # %% ../nbs/16_image_classification.ipynb #91666a3c
 PARAMETERS = """\
@@ -51,6 +51,7 @@ from pathlib import Path
 
 # %% ../nbs/16_image_classification.ipynb #8f46891e
 import torch
+from datasets import DatasetDict
 import matplotlib.pyplot as plt
 from transformers import AutoModelForImageClassification
 
@@ -95,7 +96,8 @@ def image_presets(env) -> dict:
 
 RECIPE = Recipe(name="image_classification", notebook="16_image_classification.ipynb", parameters=PARAMETERS, presets=image_presets,
                 result=PUBLISHED_RESULT, headline="accuracy", pipeline="image-classification",
-                metric=ClassificationMetrics, baselines=("majority class", "same architecture from scratch"))
+                metric=ClassificationMetrics, baselines=("majority class", "same architecture from scratch"),
+                splits="image_splits")
 
 
 # %% ../nbs/16_image_classification.ipynb #e3e8bc81
@@ -116,6 +118,19 @@ def scratch_image_classifier(name: str, label_names: list):
     model.timm_model = timm.create_model(config.architecture, pretrained=False, num_classes=len(label_names),
                                          **(config.model_args or {}))
     return model
+
+# %% ../nbs/16_image_classification.ipynb #b7e3a1c0
+def image_splits(raw: DatasetDict, p) -> tuple:
+    "Train/validation/test splits (stratified by class) with class ids, the class names, and the report of unreadable images (skipped, or they stop the run)."
+    raw = ensure_image_column(raw, p.image_column, p.data)
+    raw, label_names = encode_labels(raw, p.label_column, p.label_names, source=p.data)
+    check_classes(raw, label_names, p.data)
+    raw, image_report = check_images(raw, p.image_column, p.data, p.bad_images)
+    print_image_report(image_report)
+    splits = make_splits(raw, seed=p.split_seed, stratify_by="label")
+    splits = limit_rows(splits, p.max_train_samples, p.max_eval_samples, seed=p.split_seed)
+    check_class_coverage(splits, label_names, p.data)
+    return splits, label_names, image_report
 
 # %% ../nbs/16_image_classification.ipynb #94869eac
 def image_trainer(model, p, output_dir, train_dataset, eval_dataset, label_names: list, env):

@@ -36,7 +36,7 @@ class Recipe:
     pipeline: str = None  # the transformers pipeline task its saved model serves
     metric: type = None  # the evaluate.Metric class it scores with (None: its score comes from the loss)
     baselines: tuple = ()  # the names of the trivial baselines its results["baselines"] holds beside the model
-    splits: str = None  # its module's function (raw DatasetDict, p) -> (train/validation/test, class names), if it has one
+    splits: str = None  # its module's function (raw DatasetDict, p) -> (train/validation/test, class names, ...), if it has one
 
     @property
     def published(self) -> dict:
@@ -52,7 +52,7 @@ class Recipe:
     def split_data(self, raw, p) -> tuple:
         "(train/validation/test, class names) of `raw` as a run with parameters `p` split it: after deployment, its own test split again."
         if not self.splits: raise ValueError(f"{self.name} declares no splits function (Recipe.splits).")
-        return getattr(importlib.import_module(recipe_modules()[self.name]), self.splits)(raw, p)
+        return getattr(importlib.import_module(recipe_modules()[self.name]), self.splits)(raw, p)[:2]
 
     def resolve(self, values: dict, env=None, published: dict = None, presets: dict = None, quiet: bool = False) -> Params:
         "The run's parameters: the parameters cell's names in `values` (the notebook's globals) under their preset."
