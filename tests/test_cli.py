@@ -41,6 +41,7 @@ def test_run_smoke_then_reload_in_a_new_process(ftrecipes_cmd, tmp_path):
     proc = _ftr(ftrecipes_cmd, "run", "sentiment", "-p", "preset=smoke", "-o", str(out), "-q", threads=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test: accuracy" in proc.stdout and "saved model:" in proc.stdout
+    assert not re.search(r"^epoch \d", proc.stdout, re.M), "-q: no progress lines either"
     results = json.loads((out/"results.json").read_text())
     assert (out/"sentiment.ipynb").exists(), "the executed notebook is kept next to the results"
     code = ("import sys; from transformers import pipeline; "
@@ -49,10 +50,22 @@ def test_run_smoke_then_reload_in_a_new_process(ftrecipes_cmd, tmp_path):
                            env=subprocess_env())
     assert check.returncode == 0 and ("positive" in check.stdout or "negative" in check.stdout), check.stderr[-2000:]
     # The same folder again: the finished run is kept, the new one is numbered.
-    again = _ftr(ftrecipes_cmd, "run", "sentiment", "-p", "preset=smoke", "-p", "epochs=1", "-o", str(out), "-q", threads=2)
+    again = _ftr(ftrecipes_cmd, "run", "sentiment", "-p", "preset=smoke", "-p", "epochs=1", "-o", str(out), threads=2)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((out/"results.json").read_text())["created"] == results["created"]
     assert (tmp_path/"run-2"/"results.json").exists()
+    _assert_progress_lines(again.stdout)  # without -q (this second run saves a third kernel start)
+
+
+def _assert_progress_lines(stdout):
+    "A terminal sees a plain progress line per epoch (the notebook's table of epochs is a widget it never gets), before the summary."
+    lines = re.findall(r"^epoch (\d+)/(\d+)  step (\d+)/(\d+)  loss \d+\.\d{4}  eval_loss \d+\.\d{4}  "
+                       r"eval_accuracy \d+\.\d{2}  elapsed \S+.*$", stdout, re.M)
+    assert lines, stdout[-3000:]
+    epoch, epochs, step, steps = map(int, lines[-1][:4])
+    assert epoch == epochs and step == steps, lines  # the last line closes the last epoch
+    assert len(lines) == epochs, lines  # one per epoch (lines between epochs have no eval_loss)
+    assert stdout.index("epoch 1/") < stdout.index(f"trained {steps} steps")
 
 
 def test_a_loss_that_becomes_nan_stops_the_run_at_once_with_the_step_and_the_cause(ftrecipes_cmd, tmp_path):
