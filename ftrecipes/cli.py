@@ -12,6 +12,7 @@ __all__ = ['list_recipes', 'read_params_file', 'main', 'resume_command', 'interr
 import argparse
 import ast
 import functools
+import importlib
 import importlib.util
 import json
 import shlex
@@ -149,11 +150,10 @@ def parse_trials(text: str) -> int:
     return n
 
 # %% ../nbs/07_cli.ipynb #8e1eec8d
-def _print_search(task: str, study):
+def _print_search(task: str, study, experiments):
     "The trials, best first, then the best trial, its parameters and the best_params.json that reruns it."
-    from ftrecipes.experiments import search_table
     out, metric = Path(study.user_attrs["output_dir"]), study.user_attrs["metric"]
-    table = search_table(study).rename(columns={"value": f"validation {metric}"})
+    table = experiments.search_table(study).rename(columns={"value": f"validation {metric}"})
     table[f"validation {metric}"] = table[f"validation {metric}"].map(lambda v: "" if v != v or v is None else _fmt_metric(metric, v))
     print(f"\ntrials, best first ({out/'trials.csv'}):\n{table.to_string()}")
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -163,16 +163,15 @@ def _print_search(task: str, study):
           + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in best.params.items()))
     print(f"best_params.json: {best_file}\nrerun it: {shlex.join(['ftrecipes', 'run', task, '--params', str(best_file)])}")
 
-def _print_curve(task: str, table):
+def _print_curve(task: str, table, experiments):
     "The learning curve's table, and its plot saved as learning_curve.png beside learning_curve.json."
     from matplotlib.figure import Figure  # no pyplot: the same in a terminal, a kernel or a headless server
-    from ftrecipes.experiments import plot_learning_curve
     out, metric, split = Path(table.attrs["output_dir"]), table.attrs["metric"], table.attrs["split"]
     shown = table[["train_rows", "fraction", metric, "wall_time_s"]].copy()
     shown[metric], shown["fraction"] = shown[metric].map(lambda v: _fmt_metric(metric, v)), shown["fraction"].map("{:g}".format)
     print(f"\nlearning curve of {task}, {split} {metric} by training rows:\n{shown.to_string(index=False)}")
     fig = Figure(figsize=(5, 3.2))
-    plot_learning_curve(table, metric, title=f"{task}: learning curve", ax=fig.subplots())
+    experiments.plot_learning_curve(table, metric, title=f"{task}: learning curve", ax=fig.subplots())
     fig.savefig(out/"learning_curve.png", dpi=120, bbox_inches="tight")
     print(f"table: {out/'learning_curve.json'}\nplot: {out/'learning_curve.png'}")
 
@@ -185,7 +184,8 @@ def experiment_command(args) -> int:
         if args.command == "curve" and "max_train_samples" in params:
             raise ValueError("curve sets max_train_samples itself (a fraction of the training rows): leave it out of -p and --params.")
     except (ValueError, FileNotFoundError) as e: return _error(e)
-    from ftrecipes import experiments  # on use: torch, transformers, optuna
+    # on use (torch, transformers, optuna); by name, as the one module above this layer the command line reaches
+    experiments = importlib.import_module("ftrecipes.experiments")
     from ftrecipes.runner import RecipeError, RunInterrupted
     from ftrecipes.training import TerminalProgress, trainer_callbacks
     try:
@@ -196,10 +196,10 @@ def experiment_command(args) -> int:
                                                f"({', '.join(experiments.default_space(args.task))}): nothing to search.")
                 print(f"search {args.task}: {n} trials over {', '.join(space)}"
                       + (f"; fixed: {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""), flush=True)
-                _print_search(args.task, experiments.search(args.task, params, space=space, n_trials=n, output_dir=args.output))
+                _print_search(args.task, experiments.search(args.task, params, space=space, n_trials=n, output_dir=args.output), experiments)
             else:
                 print(f"learning curve of {args.task} on fractions {', '.join(map(str, sorted(set(n) | {1.0})))} of its training rows", flush=True)
-                _print_curve(args.task, experiments.learning_curve(args.task, params, fractions=n, output_dir=args.output))
+                _print_curve(args.task, experiments.learning_curve(args.task, params, fractions=n, output_dir=args.output), experiments)
     except (RecipeError, ValueError, FileNotFoundError, KeyError, ImportError) as e: return _error(e)
     except KeyboardInterrupt as e:
         print(f"ftrecipes: {args.command} interrupted" + (f": {e.where()}" if isinstance(e, RunInterrupted) else "."), file=sys.stderr)

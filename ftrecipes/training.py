@@ -168,56 +168,36 @@ PROGRESS_ENV = "FTRECIPES_PROGRESS"  # set (not "0"): make_trainer adds Terminal
 def duration(seconds: float) -> str:
     "`seconds` as a terminal line shows it: 45s, 1m02s, 2h05m."
     s = int(round(seconds))
-    if s < 60: return f"{s}s"
-    return f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-def _fmt_value(name: str, value: float) -> str:
-    return f"{value:.2f}" if greater_is_better(name) else f"{value:.4f}"  # a score (out of 100) or a loss
+    return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 class TerminalProgress(TrainerCallback):
     "Print training progress as plain, flushed lines: one per epoch, and between epochs at most one per `every` of the steps and `min_interval` seconds."
     def __init__(self, every: float = 0.1, min_interval: float = 30, file=None, clock=time.monotonic):
         self.every, self.min_interval, self.file, self.clock, self.training = every, min_interval, file, clock, False
-
     def on_train_begin(self, args, state, control, **kwargs):
-        self.training, self.start, self.first, self.loss = True, self.clock(), None, None
-        self.last_step, self.last_time = state.global_step, self.start
-
+        self.training, self.start, self.first, self.loss, self.last = True, self.clock(), None, None, (state.global_step, self.clock())
     def on_step_begin(self, args, state, control, **kwargs):
         if self.first is None: self.first = (state.global_step, self.clock())  # the rate counts from the first step (after a resume too)
-
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not self.training or "loss" not in (logs or {}): return
-        self.loss, now = logs["loss"], self.clock()
-        at_epoch_end = abs(state.epoch - round(state.epoch)) < 1e-6  # its own line follows
-        if (not at_epoch_end and state.global_step - self.last_step >= self.every * state.max_steps
-                and now - self.last_time >= self.min_interval): self._print(args, state)
-
+        self.loss, step, now = logs["loss"], state.global_step, self.clock()
+        if (abs(state.epoch - round(state.epoch)) > 1e-6 and step - self.last[0] >= self.every * state.max_steps  # not at an epoch's end:
+                and now - self.last[1] >= self.min_interval): self._print(args, state)                           # its own line follows
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if not self.training: return  # an evaluation after training (the test split) is not progress
-        best = "eval_" + (args.metric_for_best_model or "loss").removeprefix("eval_")
-        self._print(args, state, {k: v for k, v in (metrics or {}).items() if k in ("eval_loss", best) and isinstance(v, (int, float))})
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if self.training and args.eval_strategy != "epoch": self._print(args, state)  # no evaluation to wait for
-
+        keep = ("eval_loss", "eval_" + (args.metric_for_best_model or "loss").removeprefix("eval_"))
+        if self.training: self._print(args, state, {k: v for k, v in (metrics or {}).items() if k in keep})  # not the test split after
     def on_train_end(self, args, state, control, **kwargs): self.training = False
-
     def line(self, args, state, evals: dict = None) -> str:
         "The progress line for `state`: epoch, step, latest training loss, `evals`, time so far and time left."
-        now, step, total = self.clock(), state.global_step, state.max_steps
+        now, step, total, (first, since) = self.clock(), state.global_step, state.max_steps, self.first or (None, None)
         parts = [f"epoch {max(1, math.ceil(round(state.epoch or 0, 6)))}/{state.num_train_epochs:g}", f"step {step}/{total}"]
-        if self.loss is not None: parts.append(f"loss {self.loss:.4f}")
-        parts += [f"{k} {_fmt_value(k, v)}" for k, v in (evals or {}).items()]
-        parts.append(f"elapsed {duration(now - self.start)}")
-        if self.first and step > self.first[0] and step < total:
-            parts.append(f"left ~{duration((now - self.first[1]) / (step - self.first[0]) * (total - step))}")
-        return "  ".join(parts)
-
+        parts += ([f"loss {self.loss:.4f}"] if self.loss is not None else []) + [  # a score with 2 decimals, a loss with 4
+            f"{k} {v:.2f}" if greater_is_better(k) else f"{k} {v:.4f}" for k, v in (evals or {}).items()]
+        left = f"  left ~{duration((now - since) / (step - first) * (total - step))}" if first is not None and first < step < total else ""
+        return "  ".join(parts + [f"elapsed {duration(now - self.start)}{left}"])
     def _print(self, args, state, evals: dict = None):
-        if not state.is_world_process_zero: return
-        print(self.line(args, state, evals), file=self.file or sys.stdout, flush=True)
-        self.last_step, self.last_time = state.global_step, self.clock()
+        if state.is_world_process_zero: print(self.line(args, state, evals), file=self.file or sys.stdout, flush=True)
+        self.last = (state.global_step, self.clock())
 
 # %% ../nbs/03_training.ipynb #acd47e20
 _extra_callbacks = ContextVar("trainer_callbacks", default=())
@@ -243,8 +223,7 @@ def make_trainer(model, cfg: TrainConfig, output_dir: str, train_dataset, eval_d
                               **{**chosen, **overrides})
     callbacks = [StopOnNonFiniteLoss()]
     if cfg.early_stopping_patience: callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    if os.environ.get(PROGRESS_ENV, "0") != "0": callbacks.append(TerminalProgress())  # `ftrecipes run`: lines a terminal shows
-    callbacks += _extra_callbacks.get()
+    callbacks += ([TerminalProgress()] if os.environ.get(PROGRESS_ENV, "0") != "0" else []) + list(_extra_callbacks.get())  # ftrecipes run
     trainer = trainer_class(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                             processing_class=processing_class, data_collator=data_collator,
                             compute_metrics=compute_metrics, callbacks=callbacks)
