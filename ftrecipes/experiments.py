@@ -97,6 +97,7 @@ def learning_curve(task: str, params: dict = None, fractions=(0.1, 0.3, 1.0), ou
         rows.append(dict(fraction=f, train_rows=r["split_sizes"]["train"], **{metric: metric_value(r, split, metric)},
                          wall_time_s=r["wall_time_s"]))
     table = pd.DataFrame(rows).sort_values("train_rows").reset_index(drop=True)
+    table.attrs.update(output_dir=str(out), metric=metric, split=split)  # where the runs are, for a caller that saves beside them
     (out/"learning_curve.json").write_text(table.to_json(orient="records", indent=2))
     return table
 

@@ -14,7 +14,9 @@ import difflib
 import gc
 import json
 import logging
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,6 +27,7 @@ from .compat import set_fake_tensor_device_guard
 from .environment import world_size, process_rank, wait_for_main_process
 from .parameters import GIVEN, CLAIM, check_value
 from .recipes import recipe_path, recipe_parameters
+from .training import PROGRESS_ENV
 from .outputs import fresh_output_dir, claim_token, release_claim, last_complete_checkpoint
 
 # %% ../nbs/06_runner.ipynb #2dfe775c
@@ -67,15 +70,28 @@ class _GivenIsKnown:
     "Logging filter: papermill warns about every injected name outside the parameters cell; ours are meant to be."
     def filter(self, record): return not any(name in record.getMessage() for name in (GIVEN, CLAIM))
 
+@contextmanager
+def _environment(**values):
+    "Set environment variables (a kernel started inside inherits them) for the block, then put back what was there."
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try: yield
+    finally:
+        for k, v in before.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
 def _execute_papermill(task, nb_path, executed, params, stream_output, kernel_name):
     log = logging.getLogger("papermill")
     if not any(isinstance(f, _GivenIsKnown) for f in log.filters): log.addFilter(_GivenIsKnown())
+    progress = {PROGRESS_ENV: "1"} if stream_output else {}  # a terminal watches: plain progress lines, not a widget
     try:
-        pm.execute_notebook(str(nb_path), str(executed), parameters=params, progress_bar=False,
-                            cwd=str(Path.cwd()), kernel_name=kernel_name,
-                            stdout_file=sys.stdout if stream_output else None,
-                            stderr_file=sys.stderr if stream_output else None,
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel start-up or shutdown chatter
+        with _environment(**progress):
+            pm.execute_notebook(str(nb_path), str(executed), parameters=params, progress_bar=False,
+                                cwd=str(Path.cwd()), kernel_name=kernel_name,
+                                stdout_file=sys.stdout if stream_output else None,
+                                stderr_file=sys.stderr if stream_output else None,
+                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel start-up or shutdown chatter
     except pm.PapermillExecutionError as e:
         raise RecipeError(f"{task}: cell {e.exec_count} failed: {e.ename}: {_last_line(e.evalue)}"
                           f" (the executed notebook with the full traceback: {executed})") from None
