@@ -61,7 +61,7 @@ CASES = {
     "a text column with no text": C("sentiment", "sentiment/no_texts.csv", "split 'train': every text in 'text' is empty"),
     "a path that does not exist": C("sentiment", "./no/such/reviews.csv", "No such file or folder: './no/such/reviews.csv'"),
     "a Hub dataset id while offline": C("sentiment", "someone/reviews", "looks like a Hub dataset id, but the Hub is unreachable"),
-    "a real corpus misspelt": C("sentiment", "real:movie_snipets", "No real corpus named 'movie_snipets'. Real corpora: real:bible_en_es"),
+    "a real corpus misspelt": C("sentiment", "real:movie_snipets", "No real corpus named 'movie_snipets'. Real corpora: real:amazon_snippets"),
     "a Hub model id while offline": C("sentiment", "sample:sentiment", "looks like a Hub model id, but the Hub is unreachable",
                                       model="someone/bert-reviews"),
     "a model folder that does not exist": C("sentiment", "sample:sentiment", "No such model folder: './no/such/model'",
