@@ -260,6 +260,8 @@ def deployment_command(args) -> int:
         if args.command == "evaluate" and args.fail_below not in (None, "recorded"):
             try: float(args.fail_below)
             except ValueError: raise ValueError(f"--fail-below {args.fail_below!r}: give a score out of 100 (e.g. 80) or 'recorded'.") from None
+        if args.command == "feedback" and not 0 <= args.replay < 1:
+            raise ValueError(f"--replay {args.replay}: give the replayed share of the mix, from 0 (none) up to, not including, 1.")
         from ftrecipes import deployment as dp  # on use: the training stack
         from ftrecipes.runner import RecipeError
     except (ValueError, FileNotFoundError) as e: return _error(e)

@@ -102,7 +102,7 @@ def test_feedback_fine_tunes_from_the_saved_model_and_scores_both_test_sets(smok
     assert json.loads((out_dir/"run"/"results.json").read_text())["parameters"]["model"] == report["model_before"]
     assert "accuracy" in out and "->" in out
     code, _, err = _cli(capsys, "feedback", smoke_run, "-p", "data=real:amazon_snippets", "--replay", "1")
-    assert code == 1 and "replay share" in err
+    assert code == 1 and "--replay 1.0" in err
 
 
 def test_the_script_exits_3_when_the_gate_fails(ftrecipes_cmd, smoke_run, tmp_path):
