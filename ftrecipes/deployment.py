@@ -9,11 +9,11 @@ __all__ = ['CLASSIFIER_PIPELINES', 'Z95', 'EVALUATED_PIPELINES', 'VERDICT_WORDS'
            'IMAGE_SUFFIXES', 'KEPT_FROM_RUN', 'DeploymentError', 'SavedRun', 'saved_run', 'check_classifier',
            'new_split', 'run_pipeline', 'labelled_rows', 'class_probabilities', 'recorded_splits', 'classifier_scores',
            'score_change', 'slice_changes', 'input_views', 'check_evaluable', 'qa_rows', 'pair_rows', 'qa_answers',
-           'generated_texts', 'task_scores', 'task_evaluation', 'classifier_evaluation', 'evaluate_saved',
-           'evaluation_report', 'gate', 'fresh_file', 'write_report', 'unlabelled_inputs', 'input_profile', 'psi',
-           'category_psi', 'drift_checks', 'drift_summary', 'reference_profile', 'drift_report', 'pipeline_task_of',
-           'read_inputs', 'input_columns', 'pipeline_options', 'prediction_record', 'predict_file', 'feedback_rows',
-           'paired_change', 'feedback_params', 'feedback_fine_tune', 'feedback_report']
+           'generated_texts', 'ner_rows', 'ner_tags', 'task_scores', 'task_evaluation', 'classifier_evaluation',
+           'evaluate_saved', 'evaluation_report', 'gate', 'fresh_file', 'write_report', 'unlabelled_inputs',
+           'input_profile', 'psi', 'category_psi', 'drift_checks', 'drift_summary', 'reference_profile', 'drift_report',
+           'pipeline_task_of', 'read_inputs', 'input_columns', 'pipeline_options', 'prediction_record', 'predict_file',
+           'feedback_rows', 'paired_change', 'feedback_params', 'feedback_fine_tune', 'feedback_report']
 
 # %% ../nbs/21_deployment.ipynb #8c253573
 import json
@@ -84,7 +84,7 @@ def check_classifier(run: SavedRun, what: str = "evaluate"):
         raise DeploymentError(f"{what} covers the classifiers (sentiment, image_classification); this run is {run.task}. "
                               "`ftrecipes predict` serves every task.")
 
-# %% ../nbs/21_deployment.ipynb #c9ae61b0
+# %% ../nbs/21_deployment.ipynb #6040115c
 def new_split(source, split: str = None) -> DatasetDict:
     "`source` (data to load, or a Dataset) as one split 'new': its `split`, else its test split, else all its rows."
     if isinstance(source, Dataset): return DatasetDict(new=source)
@@ -201,17 +201,17 @@ def input_views(run: SavedRun, ds: Dataset, pipe) -> dict:
     if p.get("slice_column") and p.slice_column in ds.column_names: views[p.slice_column] = list(ds[p.slice_column])
     return views
 
-# %% ../nbs/21_deployment.ipynb #217c39ea
-EVALUATED_PIPELINES = (*CLASSIFIER_PIPELINES, "question-answering", "summarization", "translation")
+# %% ../nbs/21_deployment.ipynb #253e0133
+EVALUATED_PIPELINES = (*CLASSIFIER_PIPELINES, "question-answering", "token-classification", "summarization", "translation")
 
 def check_evaluable(run: SavedRun, what: str = "evaluate"):
-    "Fail unless `run` is a recorded run of a task `evaluate_saved` scores: a classifier, question answering, summarization or translation."
+    "Fail unless `run` is a recorded run of a task `evaluate_saved` scores: a classifier, question answering, entities, summarization or translation."
     if run.results is None: check_classifier(run, what)  # the same message: no results.json
     if run.pipeline_task not in EVALUATED_PIPELINES:
-        raise DeploymentError(f"{what} scores the classifiers, question answering, summarization and translation; this run is "
-                              f"{run.task} ({run.pipeline_task}). `ftrecipes predict` serves every task.")
+        raise DeploymentError(f"{what} scores the classifiers, question answering, entity tagging, summarization and translation; "
+                              f"this run is {run.task} ({run.pipeline_task}). `ftrecipes predict` serves every task.")
 
-# %% ../nbs/21_deployment.ipynb #706b8f48
+# %% ../nbs/21_deployment.ipynb #311f514e
 def qa_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     "The questions of `source` in SQuAD's columns (id, question, context, answers), read with the run's columns and checked as its recipe checks them."
     from ftrecipes.extractive_qa import flatten_squad
@@ -221,7 +221,7 @@ def qa_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     check_columns(dsd, {k: p[k] for k in ("question_column", "context_column", "answers_column")}, str(source))
     return prepare_qa_examples(dsd, p.id_column, p.question_column, p.context_column, p.answers_column, str(source))[0]["new"]
 
-# %% ../nbs/21_deployment.ipynb #256ec54e
+# %% ../nbs/21_deployment.ipynb #c6150908
 def pair_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     "The `source` and `target` texts of `source`, read with the run's columns (summarization) or languages (translation) and checked as its recipe checks them."
     p, dsd = Params(run.params, **columns), new_split(source, split)
@@ -233,7 +233,7 @@ def pair_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     pairs = check_pairs(dsd, p.source_column, p.target_column, str(source))["new"]
     return pairs.rename_columns({p.source_column: "source", p.target_column: "target"})
 
-# %% ../nbs/21_deployment.ipynb #74c292f7
+# %% ../nbs/21_deployment.ipynb #5446bc50
 def qa_answers(run: SavedRun, examples: Dataset, batch_size: int = 32, pipe=None) -> list:
     "The saved model's answer to each question as its recipe finds it: windows of the run's length and stride, then `postprocess_qa_predictions`."
     import torch
@@ -251,7 +251,7 @@ def qa_answers(run: SavedRun, examples: Dataset, batch_size: int = 32, pipe=None
     best = postprocess_qa_predictions(examples, windows, starts, ends, p.n_best, p.max_answer_length, null)
     return [x["prediction_text"] for x in best]
 
-# %% ../nbs/21_deployment.ipynb #cd81238d
+# %% ../nbs/21_deployment.ipynb #06235b2b
 def generated_texts(run: SavedRun, sources: list, batch_size: int = 16, pipe=None) -> list:
     "The saved model's text for each of `sources`, through its pipeline: the prefix, source limit and generation settings saved with it."
     pipe, out = pipe or run_pipeline(run), []
@@ -261,7 +261,30 @@ def generated_texts(run: SavedRun, sources: list, batch_size: int = 16, pipe=Non
             out.append(next(v for k, v in res.items() if k.endswith("_text")))
     return out
 
-# %% ../nbs/21_deployment.ipynb #b2ca766b
+# %% ../nbs/21_deployment.ipynb #3a774768
+def ner_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
+    "The sentences of `source` as `tokens` and `tags` (ids, their names in the features), read with the run's columns and the model's tags, checked as its recipe checks them."
+    from ftrecipes.ner import encode_tags
+    p, dsd = Params(run.params, **columns), new_split(source, split)
+    check_columns(dsd, {"tokens_column": p.tokens_column, "tags_column": p.tags_column}, str(source))
+    return encode_tags(dsd, p.tokens_column, p.tags_column, run.label_names, str(source))[0]["new"]
+
+# %% ../nbs/21_deployment.ipynb #f826f837
+def ner_tags(run: SavedRun, rows: Dataset, batch_size: int = 32, pipe=None) -> list:
+    "The saved model's tag for every word of `rows`, as its recipe reads them: sub-words up to the run's `max_length`, each word's first sub-word, 'O' for words cut."
+    import torch
+    from ftrecipes.ner import tokenize_and_align, word_predictions
+    pipe, p = pipe or run_pipeline(run), run.params
+    model, tok = pipe.model.eval(), pipe.tokenizer
+    enc = tokenize_and_align(DatasetDict(train=rows), tok, rows.features["tags"].feature.names, p.max_length)[0]["train"]
+    names, out = [k for k in tok.model_input_names if k in enc.column_names], []
+    for _, idx in _chunks(range(len(enc)), batch_size, "tagging"):
+        batch = tok.pad([{k: enc[i][k] for k in names} for i in idx], padding_side="right", return_tensors="pt")
+        with torch.no_grad(): logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu().numpy()
+        out += [word_predictions(lg[None], [enc[i]["word_ids"]], [len(enc[i]["tags"])], run.label_names)[0] for lg, i in zip(logits, idx)]
+    return out
+
+# %% ../nbs/21_deployment.ipynb #b1975c15
 def task_scores(run: SavedRun, predictions: list, references: list) -> dict:
     "The run's recipe metric (`Recipe.metric`) on `predictions`, with the 95% bootstrap interval of its headline as the recipe computes it."
     metric = load_metric(recipe(run.task).metric)
@@ -269,15 +292,22 @@ def task_scores(run: SavedRun, predictions: list, references: list) -> dict:
         from ftrecipes.extractive_qa import squad_scores
         ci = bootstrap_ci([percent(squad_scores(p, r)[1]) for p, r in zip(predictions, references)])
         return dict(metric.compute(predictions=predictions, references=references), f1_ci95=[ci["low"], ci["high"]])
+    if run.pipeline_task == "token-classification":  # as evaluate_ner: entity F1 over resampled sentences
+        from ftrecipes.ner import entity_f1_interval
+        return dict(metric.compute(predictions=predictions, references=references), f1_ci95=entity_f1_interval(predictions, references))
     return metric.compute(predictions=predictions, references=references, intervals=True)  # as evaluate_seq2seq
 
-# %% ../nbs/21_deployment.ipynb #77338d94
+# %% ../nbs/21_deployment.ipynb #7b8c939d
 def task_evaluation(run: SavedRun, data=None, split: str = None, batch_size: int = 32, **columns) -> tuple:
-    "(scores, examples) of a question-answering, summarization or translation `run` on labelled `data`, read, predicted and scored as its recipe does."
+    "(scores, examples) of a question-answering, entity, summarization or translation `run` on labelled `data`, read, predicted and scored as its recipe does."
     if data is None: data = recorded_splits(run)["test"]  # only where the recipe declares its splits
     if run.pipeline_task == "question-answering":
         rows = qa_rows(run, data, split, **columns)
         return task_scores(run, qa_answers(run, rows, batch_size), [a["text"] for a in rows["answers"]]), len(rows)
+    if run.pipeline_task == "token-classification":
+        rows = ner_rows(run, data, split, **columns)
+        names = rows.features["tags"].feature.names
+        return task_scores(run, ner_tags(run, rows, batch_size), [[names[i] for i in t] for t in rows["tags"]]), len(rows)
     rows = pair_rows(run, data, split, **columns)
     return task_scores(run, generated_texts(run, list(rows["source"]), batch_size), list(rows["target"])), len(rows)
 

@@ -1,4 +1,4 @@
-"""Evaluating a saved question-answering, summarization or translation run: its own test rows give back exactly the
+"""Evaluating a saved question-answering, entity-tagging, summarization or translation run: its own test rows give back exactly the
 recorded test score (the recipe's headline metric and interval), a bundled sample scores as a direct computation
 through the pipeline does, and missing columns, other tasks and a test split that cannot be rebuilt fail in one line
 before any model loads."""
@@ -13,6 +13,7 @@ from ftrecipes.data import DataError, load_data, make_splits, limit_rows
 from ftrecipes.deployment import (DeploymentError, SavedRun, evaluate_saved, evaluation_report, gate, generated_texts, pair_rows,
                                   qa_rows, run_pipeline, saved_run)
 from ftrecipes.extractive_qa import flatten_squad, squad_scores
+from ftrecipes.ner import encode_tags
 from ftrecipes.question_answering import prepare_qa_examples, qa_splits
 from ftrecipes.recipes import recipe, recipe_splits
 from ftrecipes.runner import run_recipe
@@ -33,6 +34,11 @@ def qa(tmp_path_factory):  # a high null threshold: the tiny model always answer
 
 
 @pytest.fixture(scope="module")
+def tagger(tmp_path_factory):
+    return smoke(tmp_path_factory, "ner")
+
+
+@pytest.fixture(scope="module")
 def summaries(tmp_path_factory):
     return smoke(tmp_path_factory, "summarization")
 
@@ -47,6 +53,10 @@ def own_test_file(run: SavedRun, folder) -> str:
     p, raw = run.params, load_data(run.params.data)
     if run.task == "question_answering":
         test = qa_splits(prepare_qa_examples(flatten_squad(raw))[0], p)["test"]
+    elif run.task == "ner":
+        sentences, names = encode_tags(raw, p.tokens_column, p.tags_column, p.label_names)
+        test = limit_rows(make_splits(sentences, seed=p.split_seed), p.max_train_samples, seed=p.split_seed)["test"]
+        test = test.map(lambda r: {p.tags_column: [names[i] for i in r["tags"]]}, remove_columns="tags")
     elif run.task == "summarization":
         test = limit_rows(make_splits(check_pairs(raw, p.source_column, p.target_column), seed=p.split_seed),
                           p.max_train_samples, p.max_eval_samples, p.split_seed)["test"]
@@ -59,6 +69,7 @@ def own_test_file(run: SavedRun, folder) -> str:
 
 
 @pytest.mark.parametrize("name,keys", [("qa", ("f1", "f1_ci95", "exact_match", "HasAns_f1")),
+                                       ("tagger", ("f1", "f1_ci95", "precision", "recall", "accuracy")),
                                        ("summaries", ("t5_rougeLsum", "t5_rougeLsum_ci95", "rouge1", "rougeLsum")),
                                        ("translations", ("bleu", "bleu_ci95", "chrf", "chrf_ci95"))])
 def test_the_run_own_test_rows_give_back_the_recorded_score(name, keys, request, tmp_path):
@@ -73,9 +84,10 @@ def test_the_run_own_test_rows_give_back_the_recorded_score(name, keys, request,
     assert f"recorded test {ev['headline']} " in evaluation_report(ev)
 
 
-def test_the_headline_is_not_vacuous(qa, summaries, translations):
-    "The smoke models write something, so the reproduction above compares real outputs, not empty ones."
-    assert qa.results["metrics"]["test"]["f1"] > 0 and summaries.results["metrics"]["test"]["t5_rougeLsum"] > 0
+def test_the_headline_is_not_vacuous(qa, tagger, summaries, translations):
+    "The smoke models answer, tag and write something, so the reproduction above compares real outputs, not empty ones."
+    assert qa.results["metrics"]["test"]["f1"] > 0 and tagger.results["metrics"]["test"]["f1"] > 0
+    assert summaries.results["metrics"]["test"]["t5_rougeLsum"] > 0
     assert translations.results["metrics"]["test"]["chrf"] > 0
 
 
@@ -112,6 +124,7 @@ def test_seq2seq_on_bundled_sample_rows_matches_sacrebleu_directly(translations,
 
 @pytest.mark.parametrize("name,data,columns,message", [
     ("qa", "sample:qa", dict(context_column="passage"), "no column 'passage' (parameter context_column)"),
+    ("tagger", "sample:ner", dict(tags_column="labels"), "no column 'labels' (parameter tags_column)"),
     ("summaries", "sample:summarization", dict(source_column="article"), "no column 'article' (parameter source_column)"),
     ("translations", "sample:translation", dict(target_lang="ro"), "no column 'ro'"),
 ])
@@ -133,7 +146,15 @@ def test_without_data_a_recipe_without_splits_asks_for_test_rows(summaries):
         evaluate_saved(summaries)
 
 
+def test_tags_the_model_does_not_know_fail_before_the_model_loads(tagger, tmp_path, monkeypatch):
+    data = tmp_path/"odd.jsonl"
+    data.write_text('{"tokens": ["Ada", "codes"], "ner_tags": ["B-HERO", "O"]}\n')
+    monkeypatch.setattr(deployment, "run_pipeline", lambda *a, **k: pytest.fail("the model loaded before the data was checked"))
+    with pytest.raises(DataError, match="tag 'B-HERO' is not one of"):
+        evaluate_saved(tagger, str(data))
+
+
 def test_tasks_evaluate_does_not_score_are_refused_before_loading():
-    ner = SavedRun(Path("."), dict(task="ner", pipeline_task="token-classification", parameters={}))
-    with pytest.raises(DeploymentError, match=r"this run is ner \(token-classification\).*ftrecipes predict"):
-        evaluate_saved(ner, "sample:ner")
+    chat = SavedRun(Path("."), dict(task="text_generation", pipeline_task="text-generation", parameters={}))
+    with pytest.raises(DeploymentError, match=r"this run is text_generation \(text-generation\).*ftrecipes predict"):
+        evaluate_saved(chat, "sample:instructions")
