@@ -9,11 +9,12 @@ __all__ = ['CLASSIFIER_PIPELINES', 'Z95', 'EVALUATED_PIPELINES', 'VERDICT_WORDS'
            'IMAGE_SUFFIXES', 'KEPT_FROM_RUN', 'DeploymentError', 'SavedRun', 'saved_run', 'check_classifier',
            'new_split', 'run_pipeline', 'labelled_rows', 'class_probabilities', 'recorded_splits', 'classifier_scores',
            'score_change', 'slice_changes', 'input_views', 'check_evaluable', 'qa_rows', 'pair_rows', 'qa_answers',
-           'generated_texts', 'ner_rows', 'ner_tags', 'task_scores', 'task_evaluation', 'classifier_evaluation',
-           'evaluate_saved', 'evaluation_report', 'gate', 'fresh_file', 'write_report', 'unlabelled_inputs',
-           'input_profile', 'psi', 'category_psi', 'drift_checks', 'drift_summary', 'reference_profile', 'drift_report',
-           'pipeline_task_of', 'read_inputs', 'input_columns', 'pipeline_options', 'prediction_record', 'predict_file',
-           'feedback_rows', 'paired_change', 'feedback_params', 'feedback_fine_tune', 'feedback_report']
+           'generated_texts', 'ner_rows', 'ner_tags', 'chat_rows', 'chat_answers', 'task_scores', 'task_evaluation',
+           'evaluation_headline', 'classifier_evaluation', 'evaluate_saved', 'evaluation_report', 'gate', 'fresh_file',
+           'write_report', 'unlabelled_inputs', 'input_profile', 'psi', 'category_psi', 'drift_checks', 'drift_summary',
+           'reference_profile', 'drift_report', 'pipeline_task_of', 'read_inputs', 'input_columns', 'pipeline_options',
+           'prediction_record', 'predict_file', 'feedback_rows', 'paired_change', 'feedback_params',
+           'feedback_fine_tune', 'feedback_report']
 
 # %% ../nbs/21_deployment.ipynb #8c253573
 import json
@@ -84,7 +85,7 @@ def check_classifier(run: SavedRun, what: str = "evaluate"):
         raise DeploymentError(f"{what} covers the classifiers (sentiment, image_classification); this run is {run.task}. "
                               "`ftrecipes predict` serves every task.")
 
-# %% ../nbs/21_deployment.ipynb #6040115c
+# %% ../nbs/21_deployment.ipynb #bfa4428a
 def new_split(source, split: str = None) -> DatasetDict:
     "`source` (data to load, or a Dataset) as one split 'new': its `split`, else its test split, else all its rows."
     if isinstance(source, Dataset): return DatasetDict(new=source)
@@ -201,17 +202,21 @@ def input_views(run: SavedRun, ds: Dataset, pipe) -> dict:
     if p.get("slice_column") and p.slice_column in ds.column_names: views[p.slice_column] = list(ds[p.slice_column])
     return views
 
-# %% ../nbs/21_deployment.ipynb #253e0133
-EVALUATED_PIPELINES = (*CLASSIFIER_PIPELINES, "question-answering", "token-classification", "summarization", "translation")
+# %% ../nbs/21_deployment.ipynb #30172515
+EVALUATED_PIPELINES = (*CLASSIFIER_PIPELINES, "question-answering", "token-classification", "summarization", "translation",
+                       "text-generation")
 
 def check_evaluable(run: SavedRun, what: str = "evaluate"):
-    "Fail unless `run` is a recorded run of a task `evaluate_saved` scores: a classifier, question answering, entities, summarization or translation."
+    "Fail unless `run` is a recorded run of a task `evaluate_saved` scores: every recipe's, text generation in instruction mode."
     if run.results is None: check_classifier(run, what)  # the same message: no results.json
     if run.pipeline_task not in EVALUATED_PIPELINES:
-        raise DeploymentError(f"{what} scores the classifiers, question answering, entity tagging, summarization and translation; "
-                              f"this run is {run.task} ({run.pipeline_task}). `ftrecipes predict` serves every task.")
+        raise DeploymentError(f"{what} scores classifiers, question answering, entity tagging, summarization, translation and "
+                              f"instruction tuning; this run is {run.task} ({run.pipeline_task}). `ftrecipes predict` serves every task.")
+    if run.pipeline_task == "text-generation" and run.params.get("mode") == "text":
+        raise DeploymentError(f"{what} scores answers to prompts; this {run.task} run is in text mode, scored by perplexity on its "
+                              "own text. Evaluate an instruction-mode run, or compare perplexities by running the recipe again.")
 
-# %% ../nbs/21_deployment.ipynb #311f514e
+# %% ../nbs/21_deployment.ipynb #442d12d2
 def qa_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     "The questions of `source` in SQuAD's columns (id, question, context, answers), read with the run's columns and checked as its recipe checks them."
     from ftrecipes.extractive_qa import flatten_squad
@@ -221,7 +226,7 @@ def qa_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     check_columns(dsd, {k: p[k] for k in ("question_column", "context_column", "answers_column")}, str(source))
     return prepare_qa_examples(dsd, p.id_column, p.question_column, p.context_column, p.answers_column, str(source))[0]["new"]
 
-# %% ../nbs/21_deployment.ipynb #c6150908
+# %% ../nbs/21_deployment.ipynb #bbe51da6
 def pair_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     "The `source` and `target` texts of `source`, read with the run's columns (summarization) or languages (translation) and checked as its recipe checks them."
     p, dsd = Params(run.params, **columns), new_split(source, split)
@@ -233,7 +238,7 @@ def pair_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     pairs = check_pairs(dsd, p.source_column, p.target_column, str(source))["new"]
     return pairs.rename_columns({p.source_column: "source", p.target_column: "target"})
 
-# %% ../nbs/21_deployment.ipynb #5446bc50
+# %% ../nbs/21_deployment.ipynb #c654125d
 def qa_answers(run: SavedRun, examples: Dataset, batch_size: int = 32, pipe=None) -> list:
     "The saved model's answer to each question as its recipe finds it: windows of the run's length and stride, then `postprocess_qa_predictions`."
     import torch
@@ -251,7 +256,7 @@ def qa_answers(run: SavedRun, examples: Dataset, batch_size: int = 32, pipe=None
     best = postprocess_qa_predictions(examples, windows, starts, ends, p.n_best, p.max_answer_length, null)
     return [x["prediction_text"] for x in best]
 
-# %% ../nbs/21_deployment.ipynb #06235b2b
+# %% ../nbs/21_deployment.ipynb #c514e14d
 def generated_texts(run: SavedRun, sources: list, batch_size: int = 16, pipe=None) -> list:
     "The saved model's text for each of `sources`, through its pipeline: the prefix, source limit and generation settings saved with it."
     pipe, out = pipe or run_pipeline(run), []
@@ -261,7 +266,7 @@ def generated_texts(run: SavedRun, sources: list, batch_size: int = 16, pipe=Non
             out.append(next(v for k, v in res.items() if k.endswith("_text")))
     return out
 
-# %% ../nbs/21_deployment.ipynb #3a774768
+# %% ../nbs/21_deployment.ipynb #796b1282
 def ner_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     "The sentences of `source` as `tokens` and `tags` (ids, their names in the features), read with the run's columns and the model's tags, checked as its recipe checks them."
     from ftrecipes.ner import encode_tags
@@ -269,7 +274,7 @@ def ner_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
     check_columns(dsd, {"tokens_column": p.tokens_column, "tags_column": p.tags_column}, str(source))
     return encode_tags(dsd, p.tokens_column, p.tags_column, run.label_names, str(source))[0]["new"]
 
-# %% ../nbs/21_deployment.ipynb #f826f837
+# %% ../nbs/21_deployment.ipynb #7afe5070
 def ner_tags(run: SavedRun, rows: Dataset, batch_size: int = 32, pipe=None) -> list:
     "The saved model's tag for every word of `rows`, as its recipe reads them: sub-words up to the run's `max_length`, each word's first sub-word, 'O' for words cut."
     import torch
@@ -284,9 +289,28 @@ def ner_tags(run: SavedRun, rows: Dataset, batch_size: int = 32, pipe=None) -> l
         out += [word_predictions(lg[None], [enc[i]["word_ids"]], [len(enc[i]["tags"])], run.label_names)[0] for lg, i in zip(logits, idx)]
     return out
 
-# %% ../nbs/21_deployment.ipynb #b1975c15
+# %% ../nbs/21_deployment.ipynb #d9dfb010
+def chat_rows(run: SavedRun, source, split: str = None, **columns) -> tuple:
+    "(prompts, references) of `source`'s chats, read with the run's columns: the turns before each chat's last answer, and that answer."
+    from ftrecipes.chats import to_chats, prompt_and_reference
+    p = Params(run.params, **columns)
+    chats = to_chats(new_split(source, split), p.messages_column, p.prompt_column, p.response_column, str(source))["new"]
+    held_out = [prompt_and_reference(m) for m in chats["messages"]]
+    return [h[0] for h in held_out], [h[1] for h in held_out]
+
+# %% ../nbs/21_deployment.ipynb #37385750
+def chat_answers(run: SavedRun, prompts: list, pipe=None) -> list:
+    "The saved model's answer to each prompt (text, whether it stopped, new tokens), generated as its recipe generates: saved settings, run's seed, batches of 8."
+    from ftrecipes.causal_lm import generate_texts
+    pipe = pipe or run_pipeline(run)
+    return generate_texts(pipe.model, pipe.tokenizer, prompts, pipe.model.generation_config, seed=run.params.seed)
+
+# %% ../nbs/21_deployment.ipynb #b6917c99
 def task_scores(run: SavedRun, predictions: list, references: list) -> dict:
-    "The run's recipe metric (`Recipe.metric`) on `predictions`, with the 95% bootstrap interval of its headline as the recipe computes it."
+    "The run's recipe metric on `predictions`, with the 95% bootstrap interval of the score `evaluate_saved` compares, as the recipe computes it."
+    if run.pipeline_task == "text-generation":  # as the recipe scores its held-out prompts: exact match and ROUGE-L
+        from ftrecipes.causal_lm import answer_scores
+        return answer_scores(predictions, references)
     metric = load_metric(recipe(run.task).metric)
     if run.pipeline_task == "question-answering":  # as evaluate_qa: F1 is a mean over questions, resampled
         from ftrecipes.extractive_qa import squad_scores
@@ -297,9 +321,9 @@ def task_scores(run: SavedRun, predictions: list, references: list) -> dict:
         return dict(metric.compute(predictions=predictions, references=references), f1_ci95=entity_f1_interval(predictions, references))
     return metric.compute(predictions=predictions, references=references, intervals=True)  # as evaluate_seq2seq
 
-# %% ../nbs/21_deployment.ipynb #7b8c939d
+# %% ../nbs/21_deployment.ipynb #7f8be20a
 def task_evaluation(run: SavedRun, data=None, split: str = None, batch_size: int = 32, **columns) -> tuple:
-    "(scores, examples) of a question-answering, entity, summarization or translation `run` on labelled `data`, read, predicted and scored as its recipe does."
+    "(scores, examples) of a run of any task but classification on labelled `data`, read, predicted and scored as its recipe does."
     if data is None: data = recorded_splits(run)["test"]  # only where the recipe declares its splits
     if run.pipeline_task == "question-answering":
         rows = qa_rows(run, data, split, **columns)
@@ -308,8 +332,15 @@ def task_evaluation(run: SavedRun, data=None, split: str = None, batch_size: int
         rows = ner_rows(run, data, split, **columns)
         names = rows.features["tags"].feature.names
         return task_scores(run, ner_tags(run, rows, batch_size), [[names[i] for i in t] for t in rows["tags"]]), len(rows)
+    if run.pipeline_task == "text-generation":
+        prompts, references = chat_rows(run, data, split, **columns)
+        return task_scores(run, chat_answers(run, prompts), references), len(prompts)
     rows = pair_rows(run, data, split, **columns)
     return task_scores(run, generated_texts(run, list(rows["source"]), batch_size), list(rows["target"])), len(rows)
+
+def evaluation_headline(run: SavedRun) -> str:
+    "The score `evaluate_saved` sets against the recorded one: the recipe's headline; exact match for generated answers (its headline, perplexity, is on the run's own chats)."
+    return "exact_match" if run.pipeline_task == "text-generation" else recipe(run.task).headline
 
 # %% ../nbs/21_deployment.ipynb #67251dee
 def classifier_evaluation(run: SavedRun, data: str = None, split: str = None, batch_size: int = 32, **columns) -> tuple:
@@ -326,10 +357,11 @@ def evaluate_saved(run, data: str = None, split: str = None, batch_size: int = 3
     check_evaluable(run, "evaluate")
     if run.pipeline_task in CLASSIFIER_PIPELINES: scores, n, slices = classifier_evaluation(run, data, split, batch_size, **columns)
     else: (scores, n), slices = task_evaluation(run, data, split, batch_size, **columns), {}
-    h, test = recipe(run.task).headline, run.results["metrics"]["test"]
+    h, test = evaluation_headline(run), run.results["metrics"]["test"]
+    scored = len(run.results.get("outputs") or []) if run.pipeline_task == "text-generation" else run.results["split_sizes"]["test"]
     return dict(task=run.task, model=str(run.model_dir), data=data or f"{run.params.data} (the run's own test split)",
                 split=split, examples=n, headline=h, scores=scores,
-                recorded={"data": run.params.data, "examples": run.results["split_sizes"]["test"], h: test[h], f"{h}_ci95": test[f"{h}_ci95"]},
+                recorded={"data": run.params.data, "examples": scored, h: test[h], f"{h}_ci95": test[f"{h}_ci95"]},
                 change=score_change(scores[h], scores[f"{h}_ci95"], test[h], test[f"{h}_ci95"]), slices=slices)
 
 VERDICT_WORDS = {"worse": "worse than recorded: the drop is larger than chance explains",

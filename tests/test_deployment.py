@@ -1,4 +1,4 @@
-"""Evaluating a saved question-answering, entity-tagging, summarization or translation run: its own test rows give back exactly the
+"""Evaluating a saved question-answering, entity-tagging, summarization, translation or instruction-tuning run: its own test rows give back exactly the
 recorded test score (the recipe's headline metric and interval), a bundled sample scores as a direct computation
 through the pipeline does, and missing columns, other tasks and a test split that cannot be rebuilt fail in one line
 before any model loads."""
@@ -14,6 +14,7 @@ from ftrecipes.deployment import (DeploymentError, SavedRun, evaluate_saved, eva
                                   qa_rows, run_pipeline, saved_run)
 from ftrecipes.extractive_qa import flatten_squad, squad_scores
 from ftrecipes.ner import encode_tags
+from ftrecipes.chats import prompt_and_reference, stop_token_ids, to_chats, tokenize_chats
 from ftrecipes.question_answering import prepare_qa_examples, qa_splits
 from ftrecipes.recipes import recipe, recipe_splits
 from ftrecipes.runner import run_recipe
@@ -39,6 +40,11 @@ def tagger(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def chat(tmp_path_factory):
+    return smoke(tmp_path_factory, "text_generation")
+
+
+@pytest.fixture(scope="module")
 def summaries(tmp_path_factory):
     return smoke(tmp_path_factory, "summarization")
 
@@ -57,6 +63,12 @@ def own_test_file(run: SavedRun, folder) -> str:
         sentences, names = encode_tags(raw, p.tokens_column, p.tags_column, p.label_names)
         test = limit_rows(make_splits(sentences, seed=p.split_seed), p.max_train_samples, seed=p.split_seed)["test"]
         test = test.map(lambda r: {p.tags_column: [names[i] for i in r["tags"]]}, remove_columns="tags")
+    elif run.task == "text_generation":  # the held-out prompts: the first num_eval_prompts chats of the tokenized test split
+        tok = run_pipeline(run).tokenizer
+        chats, _ = tokenize_chats(to_chats(raw, p.messages_column, p.prompt_column, p.response_column), tok, p.max_seq_length,
+                                  p.long_prompts, stop_token_ids(tok))
+        test = limit_rows(make_splits(chats, seed=p.split_seed), p.max_train_samples, p.max_eval_samples, p.split_seed)["test"]
+        test = test.select(range(p.num_eval_prompts)).select_columns(["messages"])
     elif run.task == "summarization":
         test = limit_rows(make_splits(check_pairs(raw, p.source_column, p.target_column), seed=p.split_seed),
                           p.max_train_samples, p.max_eval_samples, p.split_seed)["test"]
@@ -70,6 +82,7 @@ def own_test_file(run: SavedRun, folder) -> str:
 
 @pytest.mark.parametrize("name,keys", [("qa", ("f1", "f1_ci95", "exact_match", "HasAns_f1")),
                                        ("tagger", ("f1", "f1_ci95", "precision", "recall", "accuracy")),
+                                       ("chat", ("exact_match", "exact_match_ci95", "rougeL", "rougeL_ci95", "stopped", "new_tokens")),
                                        ("summaries", ("t5_rougeLsum", "t5_rougeLsum_ci95", "rouge1", "rougeLsum")),
                                        ("translations", ("bleu", "bleu_ci95", "chrf", "chrf_ci95"))])
 def test_the_run_own_test_rows_give_back_the_recorded_score(name, keys, request, tmp_path):
@@ -77,16 +90,17 @@ def test_the_run_own_test_rows_give_back_the_recorded_score(name, keys, request,
     run = request.getfixturevalue(name)
     ev = evaluate_saved(run, own_test_file(run, tmp_path))
     recorded = run.results["metrics"]["test"]
-    assert ev["headline"] == recipe(run.task).headline and ev["examples"] == run.results["split_sizes"]["test"]
+    assert ev["headline"] == deployment.evaluation_headline(run) and ev["examples"] == ev["recorded"]["examples"]
     for k in keys: assert ev["scores"][k] == pytest.approx(recorded[k], abs=1e-9), k
     assert (ev["change"]["change"], ev["change"]["verdict"], ev["slices"]) == (0.0, "within noise", {})
     assert gate(ev, "recorded") == "" and gate(ev, 101).startswith(ev["headline"] + " ")
     assert f"recorded test {ev['headline']} " in evaluation_report(ev)
 
 
-def test_the_headline_is_not_vacuous(qa, tagger, summaries, translations):
+def test_the_headline_is_not_vacuous(qa, tagger, chat, summaries, translations):
     "The smoke models answer, tag and write something, so the reproduction above compares real outputs, not empty ones."
     assert qa.results["metrics"]["test"]["f1"] > 0 and tagger.results["metrics"]["test"]["f1"] > 0
+    assert chat.results["metrics"]["test"]["rougeL"] > 0
     assert summaries.results["metrics"]["test"]["t5_rougeLsum"] > 0
     assert translations.results["metrics"]["test"]["chrf"] > 0
 
@@ -125,6 +139,7 @@ def test_seq2seq_on_bundled_sample_rows_matches_sacrebleu_directly(translations,
 @pytest.mark.parametrize("name,data,columns,message", [
     ("qa", "sample:qa", dict(context_column="passage"), "no column 'passage' (parameter context_column)"),
     ("tagger", "sample:ner", dict(tags_column="labels"), "no column 'labels' (parameter tags_column)"),
+    ("chat", "sample:instructions", dict(messages_column="turns"), "no column 'turns'"),
     ("summaries", "sample:summarization", dict(source_column="article"), "no column 'article' (parameter source_column)"),
     ("translations", "sample:translation", dict(target_lang="ro"), "no column 'ro'"),
 ])
@@ -141,6 +156,12 @@ def test_a_split_the_data_lacks_is_named(qa):
         evaluate_saved(qa, "sample:qa", split="validation")
 
 
+def test_evaluation_report_names_the_score_it_compares(chat, tmp_path):
+    "For generated answers the score compared is exact match (the recorded headline, perplexity, is on the run's own chats)."
+    ev = evaluate_saved(chat, own_test_file(chat, tmp_path))
+    assert evaluation_report(ev).splitlines()[0].startswith("text_generation on ") and " exact_match " in evaluation_report(ev)
+
+
 def test_without_data_a_recipe_without_splits_asks_for_test_rows(summaries):
     with pytest.raises(DeploymentError, match="does not declare how it splits its data.*pass its test rows"):
         evaluate_saved(summaries)
@@ -155,6 +176,9 @@ def test_tags_the_model_does_not_know_fail_before_the_model_loads(tagger, tmp_pa
 
 
 def test_tasks_evaluate_does_not_score_are_refused_before_loading():
-    chat = SavedRun(Path("."), dict(task="text_generation", pipeline_task="text-generation", parameters={}))
-    with pytest.raises(DeploymentError, match=r"this run is text_generation \(text-generation\).*ftrecipes predict"):
-        evaluate_saved(chat, "sample:instructions")
+    text = SavedRun(Path("."), dict(task="text_generation", pipeline_task="text-generation", parameters=dict(mode="text")))
+    with pytest.raises(DeploymentError, match="in text mode, scored by perplexity"):
+        evaluate_saved(text, "sample:summarization")
+    other = SavedRun(Path("."), dict(task="fill", pipeline_task="fill-mask", parameters={}))
+    with pytest.raises(DeploymentError, match=r"this run is fill \(fill-mask\).*ftrecipes predict"):
+        evaluate_saved(other, "sample:summarization")
