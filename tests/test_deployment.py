@@ -1,7 +1,7 @@
-"""Evaluating a saved question-answering, entity-tagging, summarization, translation or instruction-tuning run: its own test rows give back exactly the
-recorded test score (the recipe's headline metric and interval), a bundled sample scores as a direct computation
-through the pipeline does, and missing columns, other tasks and a test split that cannot be rebuilt fail in one line
-before any model loads."""
+"""Evaluating a saved question-answering, entity-tagging, summarization, translation or instruction-tuning run: its
+own test rows give back exactly the recorded test scores (the recipe's metric and intervals), bundled rows score as a
+direct computation through the pipeline does, and missing columns, unknown tags, other tasks and a test split that
+cannot be rebuilt fail in one line before any model loads."""
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +12,9 @@ from ftrecipes import deployment
 from ftrecipes.data import DataError, load_data, make_splits, limit_rows
 from ftrecipes.deployment import (DeploymentError, SavedRun, evaluate_saved, evaluation_report, gate, generated_texts, pair_rows,
                                   qa_rows, run_pipeline, saved_run)
+from ftrecipes.chats import stop_token_ids, to_chats, tokenize_chats
 from ftrecipes.extractive_qa import flatten_squad, squad_scores
 from ftrecipes.ner import encode_tags
-from ftrecipes.chats import prompt_and_reference, stop_token_ids, to_chats, tokenize_chats
 from ftrecipes.question_answering import prepare_qa_examples, qa_splits
 from ftrecipes.recipes import recipe, recipe_splits
 from ftrecipes.runner import run_recipe
