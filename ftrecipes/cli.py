@@ -262,31 +262,31 @@ def deployment_command(args) -> int:
             except ValueError: raise ValueError(f"--fail-below {args.fail_below!r}: give a score out of 100 (e.g. 80) or 'recorded'.") from None
         if args.command == "feedback" and not 0 <= args.replay < 1:
             raise ValueError(f"--replay {args.replay}: give the replayed share of the mix, from 0 (none) up to, not including, 1.")
-        from ftrecipes import deployment as dp  # on use: the training stack
+        from ftrecipes import saved_runs, evaluation, drift, predictions, feedback  # on use: the training stack
         from ftrecipes.runner import RecipeError
     except (ValueError, FileNotFoundError) as e: return _error(e)
     try:
         if args.command == "predict":
-            out = dp.predict_file(args.model, args.input, args.output, args.task, args.column, args.batch_size)
+            out = predictions.predict_file(args.model, args.input, args.output, args.task, args.column, args.batch_size)
             print(f"predictions: {out}")
             return 0
-        run = dp.saved_run(args.run)
+        run = saved_runs.saved_run(args.run)
         if args.command == "evaluate":
-            ev = dp.evaluate_saved(run, data, args.split, args.batch_size, **columns)
-            print(dp.evaluation_report(ev))
-            print(f"report: {dp.write_report(run, ev, 'evaluation.json', args.output)}")
-            failed = dp.gate(ev, args.fail_below)
+            ev = evaluation.evaluate_saved(run, data, args.split, args.batch_size, **columns)
+            print(evaluation.evaluation_report(ev))
+            print(f"report: {saved_runs.write_report(run, ev, 'evaluation.json', args.output)}")
+            failed = evaluation.gate(ev, args.fail_below)
             if failed: print(f"ftrecipes: evaluation gate failed: {failed}", file=sys.stderr)
             return 3 if failed else 0
         if args.command == "drift":
             column = columns.get("text_column") or columns.get("image_column")
-            report = dp.drift_report(run, data, args.split, column, args.batch_size)
+            report = drift.drift_report(run, data, args.split, column, args.batch_size)
             print(pd_table(report["checks"]))
             print(report["summary"])
-            print(f"report: {dp.write_report(run, report, 'drift.json', args.output)}")
+            print(f"report: {saved_runs.write_report(run, report, 'drift.json', args.output)}")
             return 0
-        fb = dp.feedback_fine_tune(run, data, args.test, args.replay, args.output, columns=columns, **others)
-        print(dp.feedback_report(fb))
+        fb = feedback.feedback_fine_tune(run, data, args.test, args.replay, args.output, columns=columns, **others)
+        print(feedback.feedback_report(fb))
         print(f"report: {fb['path']}")
         return 0
     except (RecipeError, ValueError, FileNotFoundError) as e: return _error(e)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from ftrecipes import deployment
+from ftrecipes import evaluation
 from ftrecipes.data import DataError, load_data, make_splits, limit_rows
-from ftrecipes.deployment import (DeploymentError, SavedRun, evaluate_saved, evaluation_report, gate, generated_texts, pair_rows,
-                                  qa_rows, run_pipeline, saved_run)
+from ftrecipes.evaluation import evaluate_saved, evaluation_report, gate, generated_texts, pair_rows, qa_rows
+from ftrecipes.saved_runs import DeploymentError, SavedRun, run_pipeline, saved_run
 from ftrecipes.chats import stop_token_ids, to_chats, tokenize_chats
 from ftrecipes.extractive_qa import flatten_squad, squad_scores
 from ftrecipes.ner import encode_tags
@@ -90,7 +90,7 @@ def test_the_run_own_test_rows_give_back_the_recorded_score(name, keys, request,
     run = request.getfixturevalue(name)
     ev = evaluate_saved(run, own_test_file(run, tmp_path))
     recorded = run.results["metrics"]["test"]
-    assert ev["headline"] == deployment.evaluation_headline(run) and ev["examples"] == ev["recorded"]["examples"]
+    assert ev["headline"] == evaluation.evaluation_headline(run) and ev["examples"] == ev["recorded"]["examples"]
     for k in keys: assert ev["scores"][k] == pytest.approx(recorded[k], abs=1e-9), k
     assert (ev["change"]["change"], ev["change"]["verdict"], ev["slices"]) == (0.0, "within noise", {})
     assert gate(ev, "recorded") == "" and gate(ev, 101).startswith(ev["headline"] + " ")
@@ -145,7 +145,7 @@ def test_seq2seq_on_bundled_sample_rows_matches_sacrebleu_directly(translations,
 ])
 def test_missing_columns_fail_in_one_line_before_the_model_loads(name, data, columns, message, request, monkeypatch):
     run = request.getfixturevalue(name)
-    monkeypatch.setattr(deployment, "run_pipeline", lambda *a, **k: pytest.fail("the model loaded before the data was checked"))
+    monkeypatch.setattr(evaluation, "run_pipeline", lambda *a, **k: pytest.fail("the model loaded before the data was checked"))
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
         evaluate_saved(run, data, **columns)
     assert "\n" not in str(e.value)
@@ -170,7 +170,7 @@ def test_without_data_a_recipe_without_splits_asks_for_test_rows(summaries):
 def test_tags_the_model_does_not_know_fail_before_the_model_loads(tagger, tmp_path, monkeypatch):
     data = tmp_path/"odd.jsonl"
     data.write_text('{"tokens": ["Ada", "codes"], "ner_tags": ["B-HERO", "O"]}\n')
-    monkeypatch.setattr(deployment, "run_pipeline", lambda *a, **k: pytest.fail("the model loaded before the data was checked"))
+    monkeypatch.setattr(evaluation, "run_pipeline", lambda *a, **k: pytest.fail("the model loaded before the data was checked"))
     with pytest.raises(DataError, match="tag 'B-HERO' is not one of"):
         evaluate_saved(tagger, str(data))
 
