@@ -385,6 +385,19 @@ def test_api_reference_reads_as_the_code(site):
         assert "`" not in desc and "<code>" in desc, desc
 
 
+def test_heading_ids_are_quartos():
+    "Headings get the ids pandoc gives them under Quarto, so a link written for the published site finds its section here."
+    sys.path.insert(0, str(ROOT/"tools"))
+    from build_site import pandoc_anchors
+    body = ('<h2 id="The-learning-rate-schedule,-before-training">x</h2><h3 id="3.-Drift,-before-any-label">y</h3>'
+            '<h3 id="TrainConfig">z</h3><a href="#Squad&#39;s-JSON">a</a><a href="training.html#Step-1:-Select">b</a>'
+            '<a href="https://github.com/o/r/blob/main/f.py#L40">c</a>')
+    out = pandoc_anchors(body)
+    for part in ('id="the-learning-rate-schedule-before-training"', 'id="drift-before-any-label"', 'id="trainconfig"',
+                 'href="#squads-json"', 'href="training.html#step-1-select"', 'f.py#L40"'):
+        assert part in out, (part, out)
+
+
 def test_dark_mode_follows_the_system(site):
     "With the system in dark mode the page turns dark (its background computes dark) and plots keep their colours."
     with browser() as b:

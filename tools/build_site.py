@@ -182,10 +182,19 @@ def prepare(nb, pages: dict, doc_url: str, classes: set = frozenset()):
     return nb
 
 
-def lowercase_anchors(body: str) -> str:
-    "Ids and the page's own #fragments in lower case, as Quarto writes them and as nbdev's links to `show_doc` headings expect."
-    body = re.sub(r'(<[^>]+\sid=")([^"]+)"', lambda m: m[1] + m[2].lower() + '"', body)
-    return re.sub(r'(href="(?![a-z]+:)[^"#]*#)([^"]+)"', lambda m: m[1] + m[2].lower() + '"', body)  # not #L40 on GitHub
+def pandoc_id(text: str) -> str:
+    "A heading's id as pandoc (and so Quarto) writes it: alphanumerics, `_`, `-` and `.` kept, spaces as `-`, lower case, from the first letter."
+    text = re.sub(r"[^\w\s.-]", "", html.unescape(text)).strip()
+    text = re.sub(r"\s", "-", text).lower()
+    return re.sub(r"^[^a-z]+", "", text) or "section"
+
+
+def pandoc_anchors(body: str) -> str:
+    """Headings' ids and the page's own #fragments as Quarto writes them, so a link written for the published site
+    (`training.html#the-learning-rate-schedule-before-training`, nbdev's `#trainconfig`) works here too; nbconvert
+    keeps the heading's punctuation and case (`The-learning-rate-schedule,-before-training`)."""
+    body = re.sub(r'(<h[1-6][^>]*\sid=")([^"]+)"', lambda m: m[1] + pandoc_id(m[2]) + '"', body)
+    return re.sub(r'(href="(?![a-z]+:)[^"#]*#)([^"]+)"', lambda m: m[1] + pandoc_id(m[2]) + '"', body)  # not #L40 on GitHub
 
 
 def toc_html(body: str) -> str:
@@ -257,7 +266,7 @@ def build(out_dir: Path = ROOT/"_docs", n_workers: int = 2) -> list:
                     issues_url=f"{repo_url}/issues" if repo_url else "",
                     source_url=f"{repo_url}/blob/{cfg.get('branch', 'main')}/{NBS.name}/{name}" if repo_url else "")
         body, _ = exporter.from_notebook_node(nb, resources=dict(site=site))
-        body = wrap_tables(callouts(lowercase_anchors(body)))
+        body = wrap_tables(callouts(pandoc_anchors(body)))
         body = body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')  # no ¶ in results
         body = body.replace("<!--TOC-->", toc_html(body))
         (out_dir/p["page"]).write_text(body, encoding="utf-8")
