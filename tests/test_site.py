@@ -306,24 +306,37 @@ def test_search_finds_a_recipe_page(site):
         screenshot(page, "site_search.png")
 
 
+FIRST_SCREEN_JS = """() => {
+  // where the title and the first paragraph of the content start, and the first visible table of contents
+  const top = el => el ? el.getBoundingClientRect().top : null;
+  const prose = [...document.querySelectorAll('main .jp-Cell .jp-RenderedMarkdown p')].find(p => p.getClientRects().length);
+  const toc = [...document.querySelectorAll('.toc a')].find(a => a.getClientRects().length);
+  return {title: top(document.querySelector('h1.page-title')), prose: top(prose), toc: toc ? toc.closest('.toc').className : null};
+}"""
+
+
 def test_phone_and_laptop_layout(site):
-    "At 390 px the title is in the first screen and the sidebar opens from a button; at 1024 and 1280 px the table of contents shows."
+    "At 390 px the title and the first paragraph are in the first screen and the sidebar opens from a button; at 1024 and 1280 px the table of contents shows and the title still comes first."
     with browser() as b:
         page = b.new_page(viewport={"width": 390, "height": 800})
         for file in ("index.html", "sentiment.html", "image_classification.html"):
             page.goto(urljoin(site, file), wait_until="load")
-            top = page.eval_on_selector("h1.page-title", "e => e.getBoundingClientRect().top")
-            assert top < 700, f"{file} at 390 px: the title starts {top:.0f} px down"
+            where = page.evaluate(FIRST_SCREEN_JS)
+            assert where["title"] < 200 and where["prose"] < 800, f"{file} at 390 px: title at {where['title']:.0f} px, " \
+                f"the first paragraph at {where['prose']:.0f} px in an 800 px screen"
         assert not page.is_visible(".sidebar a.active"), "the sidebar is open on a phone before anyone asked"
         page.click(".nav-toggle")
         assert page.is_visible(".sidebar a.active"), "the menu button does not open the sidebar"
         screenshot(page, "site_phone_menu.png")
-        for width in (1024, 1280):
+        for width, toc in ((1024, "toc toc-inline"), (1280, "toc toc-side")):
             page = b.new_page(viewport={"width": width, "height": 800})
             page.goto(urljoin(site, "sentiment.html"), wait_until="load")
-            assert page.is_visible(".toc a"), f"no table of contents at {width} px"
+            where = page.evaluate(FIRST_SCREEN_JS)
+            assert where["toc"] == toc, f"at {width} px the table of contents shown is {where['toc']!r}, expected {toc!r}"
+            assert where["title"] < 150 and where["prose"] < 800, f"at {width} px: {where}"
             page.emulate_media(media="print")
             assert not page.is_visible(".sidebar") and not page.is_visible("#search"), "the sidebar or search would print"
+            assert not page.locator(".toc a:visible").count(), "the table of contents would print"
 
 
 def test_copy_button_copies_the_code(site):

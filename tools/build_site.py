@@ -197,13 +197,16 @@ def pandoc_anchors(body: str) -> str:
     return re.sub(r'(href="(?![a-z]+:)[^"#]*#)([^"]+)"', lambda m: m[1] + pandoc_id(m[2]) + '"', body)  # not #L40 on GitHub
 
 
-def toc_html(body: str) -> str:
-    "On this page: the level-2 and level-3 headings nbconvert gave ids to."
+def toc_html(body: str, where: str = "side") -> str:
+    """On this page: the level-2 and level-3 headings nbconvert gave ids to. The page carries it twice: in the right
+    margin ("side", shown when the window has room for three columns) and under the title ("inline", shown on
+    narrower windows and phones, where a margin would squeeze the code), so the title always comes first."""
     items = [(int(lvl), hid, re.sub(r"<[^>]+>", "", text).replace("¶", "").strip())
              for lvl, hid, text in re.findall(r'<h([23]) id="([^"]+)"[^>]*>(.*?)</h\1>', body, re.S)]
     if len(items) < 2: return ""
     lis = "".join(f'<li class="toc-h{lvl}"><a href="#{hid}">{text}</a></li>' for lvl, hid, text in items)
-    return (f'<nav class="toc" aria-label="On this page"><details open><summary>On this page</summary>'
+    ignore = " data-pagefind-ignore" if where == "inline" else ""  # inside the searched content: not a hit
+    return (f'<nav class="toc toc-{where}" aria-label="On this page"{ignore}><details open><summary>On this page</summary>'
             f'<ul>{lis}</ul></details></nav>')
 
 
@@ -268,7 +271,7 @@ def build(out_dir: Path = ROOT/"_docs", n_workers: int = 2) -> list:
         body, _ = exporter.from_notebook_node(nb, resources=dict(site=site))
         body = wrap_tables(callouts(pandoc_anchors(body)))
         body = body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')  # no ¶ in results
-        body = body.replace("<!--TOC-->", toc_html(body))
+        body = body.replace("<!--TOC-->", toc_html(body)).replace("<!--TOC-INLINE-->", toc_html(body, "inline"))
         (out_dir/p["page"]).write_text(body, encoding="utf-8")
         written.append(out_dir/p["page"])
     for folder in ("images",):

@@ -20,8 +20,8 @@
     toggle.setAttribute("aria-expanded", String(open));
   });
 
-  // the table of contents: folded on a phone, where it sits above the content
-  const toc = document.querySelector(".toc details");
+  // the table of contents under the title: folded on a phone, where it would fill the first screen
+  const toc = document.querySelector(".toc-inline details");
   if (toc && phone.matches) toc.open = false;
 
   // copy buttons: the code as written (soft-wrapped lines are copied as one line)
