@@ -334,6 +334,15 @@ def test_phone_and_laptop_layout(site):
             where = page.evaluate(FIRST_SCREEN_JS)
             assert where["toc"] == toc, f"at {width} px the table of contents shown is {where['toc']!r}, expected {toc!r}"
             assert where["title"] < 150 and where["prose"] < 800, f"at {width} px: {where}"
+            if width == 1280:  # a section reached from the contents shows below the sticky header, and is marked
+                link = page.locator(".toc-side a").nth(6)
+                target = link.get_attribute("href")
+                link.click()
+                page.wait_for_timeout(300)
+                header = page.eval_on_selector(".site-header", "e => e.getBoundingClientRect().bottom")
+                top = page.evaluate("id => document.getElementById(id).getBoundingClientRect().top", target[1:])
+                assert header <= top < header + 40, f"{target} lands at {top:.0f} px under a header ending at {header:.0f} px"
+                assert page.eval_on_selector_all(".toc-side a.active", "els => els.map(e => e.getAttribute('href'))") == [target]
             page.emulate_media(media="print")
             assert not page.is_visible(".sidebar") and not page.is_visible("#search"), "the sidebar or search would print"
             assert not page.locator(".toc a:visible").count(), "the table of contents would print"

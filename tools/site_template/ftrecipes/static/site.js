@@ -1,5 +1,6 @@
 // The site's behaviour: search (Pagefind's UI over its static index), the sidebar button on a phone, the table of
-// contents folded on a phone, and a copy button on every code block. No library, nothing from the network.
+// contents folded on a phone and following the reading in the margin, and a copy button on every code block.
+// No library, nothing from the network.
 (function () {
   "use strict";
   const phone = window.matchMedia("(max-width: 800px)");
@@ -23,6 +24,22 @@
   // the table of contents under the title: folded on a phone, where it would fill the first screen
   const toc = document.querySelector(".toc-inline details");
   if (toc && phone.matches) toc.open = false;
+
+  // the table of contents follows the reading: the section at the top of the window is marked in the margin
+  const marks = Array.from(document.querySelectorAll(".toc-side a")).map(function (a) {
+    return [a, document.getElementById(decodeURIComponent(a.hash.slice(1)))];
+  }).filter(function (m) { return m[1]; });
+  let pending = false;
+  function mark() {
+    pending = false;
+    let current = null;
+    marks.forEach(function (m) { if (m[1].getBoundingClientRect().top < 90) current = m[0]; });
+    marks.forEach(function (m) { m[0].classList.toggle("active", m[0] === current); });
+  }
+  if (marks.length) {
+    window.addEventListener("scroll", function () { if (!pending) { pending = true; requestAnimationFrame(mark); } }, { passive: true });
+    mark();
+  }
 
   // copy buttons: the code as written (soft-wrapped lines are copied as one line)
   function copyText(text) {
