@@ -298,7 +298,9 @@ def test_search_finds_a_recipe_page(site):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(urljoin(site, "index.html"), wait_until="load")
-        page.fill("#search input", term)
+        page.keyboard.press("/")  # the shortcut to the search box
+        assert page.evaluate("() => document.activeElement === document.querySelector('#search input')"), "/ does not focus search"
+        page.keyboard.type(term)
         page.wait_for_selector("#search .pagefind-ui__result-link", timeout=15000)
         hits = page.eval_on_selector_all("#search .pagefind-ui__result-link", "els => els.map(e => e.getAttribute('href'))")
         assert not errors, errors
@@ -348,21 +350,41 @@ def test_phone_and_laptop_layout(site):
             assert not page.locator(".toc a:visible").count(), "the table of contents would print"
 
 
+RECORD_COPIES = """
+  // what the page hands to the clipboard, by either of the copy handler's two ways (the Clipboard API, or a selected
+  // textarea and execCommand where that API is unavailable), recorded so the test can read it without a clipboard
+  window.__copied = [];
+  if (navigator.clipboard) {
+    const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+    navigator.clipboard.writeText = t => { window.__copied.push(t); return write(t); };
+  }
+  const exec = document.execCommand.bind(document);
+  document.execCommand = (c, ...a) => { if (c === 'copy') window.__copied.push(document.activeElement.value); return exec(c, ...a); };
+"""
+
+
 def test_copy_button_copies_the_code(site):
-    "The copy button of a code cell puts exactly that cell's code on the clipboard."
+    "The copy button of a code cell, and of a code block in prose, hands exactly that code to the clipboard."
     with browser() as b:
         context = b.new_context(viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
+        context.add_init_script(RECORD_COPIES)
         page = context.new_page()
-        page.goto(urljoin(site, "sentiment.html"), wait_until="load")
-        blocks = page.query_selector_all("main .jp-InputArea-editor .has-copy")
-        assert len(blocks) > 5, f"{len(blocks)} code blocks with a copy button"
-        block = blocks[3]
-        code = block.eval_on_selector("pre", "e => e.innerText.replace(/\\n$/, '')")
-        button = block.query_selector(".copy-button")
-        block.hover()
-        button.click()
-        page.wait_for_function("b => b.textContent === 'Copied'", arg=button, timeout=5000)
-        assert page.evaluate("() => navigator.clipboard.readText()") == code
+        for file, selector, index in (("sentiment.html", "main .jp-InputArea-editor .has-copy", 3),
+                                      ("index.html", "main .jp-RenderedMarkdown .has-copy", 0)):
+            page.goto(urljoin(site, file), wait_until="load")
+            blocks = page.query_selector_all(selector)
+            assert len(blocks) > index, f"{file}: {len(blocks)} code blocks with a copy button ({selector})"
+            block = blocks[index]
+            code = block.eval_on_selector("pre", "e => e.innerText.replace(/\\n$/, '')")
+            button = block.query_selector(".copy-button")
+            block.hover()
+            button.click()
+            page.wait_for_function("b => b.textContent !== 'Copy'", arg=button, timeout=5000)
+            assert page.evaluate("() => window.__copied") == [code], f"{file}: the button copied something else"
+            if button.text_content() == "Copied":  # the clipboard took it: read it back
+                assert page.evaluate("() => navigator.clipboard.readText()") == code, file
+            else:
+                assert button.text_content() == "Select and copy", button.text_content()
 
 
 def test_previous_next_and_issue_links(site):

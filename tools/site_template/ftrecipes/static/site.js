@@ -11,8 +11,15 @@
     // the browser does not let a page opened as a file read the index: serve the folder (python -m http.server)
     search.innerHTML = '<span class="search-offline">Search works when the site is served: python -m http.server -d _docs</span>';
   } else if (window.PagefindUI && search) {
-    new PagefindUI({ element: "#search", showSubResults: true, showImages: false, resetStyles: false });
+    new PagefindUI({ element: "#search", showSubResults: true, showImages: false, resetStyles: false,
+                     translations: { placeholder: "Search (press /)" } });
   }
+  // `/` goes to the search box, as on most documentation sites
+  document.addEventListener("keydown", function (e) {
+    const input = document.querySelector("#search input");
+    if (e.key !== "/" || !input || e.ctrlKey || e.metaKey || e.altKey || e.target.closest("input, textarea, select")) return;
+    e.preventDefault(); input.focus();
+  });
 
   // the sidebar: hidden behind the header's button on a phone
   const toggle = document.querySelector(".nav-toggle");
