@@ -171,6 +171,16 @@ def test_pages_workflow_builds_with_quarto():
     assert any(s.get("with", {}).get("path") == doc_path for s in steps), f"the workflow must upload {doc_path}"
 
 
+def test_quarto_site_has_the_same_reading_aids():
+    "The published (Quarto) site asks for what the offline one has: search, copy buttons, wrapped code, a table of contents, previous/next, an issue link."
+    q = yaml.safe_load((NBS/"_quarto.yml").read_text())
+    html_fmt, site = q["format"]["html"], q["website"]
+    assert html_fmt.get("code-copy") and html_fmt.get("code-overflow") == "wrap" and html_fmt.get("toc"), html_fmt
+    assert site["navbar"].get("search") and site.get("page-navigation") and "issue" in site.get("repo-actions", []), site
+    assert re.search(r"\.cell-output-display\s*\{[^}]*overflow-x:\s*auto", (NBS/"styles.css").read_text()), \
+        "wide outputs must scroll in their own box on the published site too (nbs/styles.css)"
+
+
 # ---- the built site in a browser -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
