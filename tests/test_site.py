@@ -340,6 +340,10 @@ def test_phone_and_laptop_layout(site):
         page.click(".nav-toggle")
         assert page.is_visible(".sidebar a.active"), "the menu button does not open the sidebar"
         screenshot(page, "site_phone_menu.png")
+        page = b.new_page(viewport={"width": 1280, "height": 600})  # a page low in a sidebar longer than the window
+        page.goto(urljoin(site, page_names()["22_after_deployment.ipynb"]), wait_until="load")
+        assert page.eval_on_selector(".sidebar a.active", "a => { const r = a.getBoundingClientRect(); "
+                                     "return r.top >= 52 && r.bottom <= window.innerHeight; }"), "the sidebar hides the current page"
         for width, toc in ((1024, "toc toc-inline"), (1280, "toc toc-side")):
             page = b.new_page(viewport={"width": width, "height": 800})
             page.goto(urljoin(site, "sentiment.html"), wait_until="load")
@@ -355,6 +359,11 @@ def test_phone_and_laptop_layout(site):
                 top = page.evaluate("id => document.getElementById(id).getBoundingClientRect().top", target[1:])
                 assert header <= top < header + 40, f"{target} lands at {top:.0f} px under a header ending at {header:.0f} px"
                 assert page.eval_on_selector_all(".toc-side a.active", "els => els.map(e => e.getAttribute('href'))") == [target]
+                page.evaluate("() => window.scrollTo(0, document.scrollingElement.scrollHeight)")
+                page.wait_for_timeout(300)
+                last = page.eval_on_selector_all(".toc-side a", "els => els[els.length - 1].getAttribute('href')")
+                assert page.eval_on_selector_all(".toc-side a.active", "els => els.map(e => e.getAttribute('href'))") == [last], \
+                    "at the bottom of the page the last section is not the one marked"
             page.emulate_media(media="print")
             assert not page.is_visible(".sidebar") and not page.is_visible("#search"), "the sidebar or search would print"
             assert not page.locator(".toc a:visible").count(), "the table of contents would print"

@@ -32,6 +32,13 @@
   const toc = document.querySelector(".toc-inline details");
   if (toc && phone.matches) toc.open = false;
 
+  // the sidebar opens at the current page, not at its top, when the list is longer than the window
+  const here = document.querySelector(".sidebar a.active"), side = document.querySelector(".sidebar");
+  if (here && side && !phone.matches) {
+    const r = here.getBoundingClientRect(), b = side.getBoundingClientRect();
+    if (r.bottom > b.bottom) side.scrollTop += r.top - b.top - b.height / 3;
+  }
+
   // the table of contents follows the reading: the section at the top of the window is marked in the margin
   const marks = Array.from(document.querySelectorAll(".toc-side a")).map(function (a) {
     return [a, document.getElementById(decodeURIComponent(a.hash.slice(1)))];
@@ -41,7 +48,13 @@
     pending = false;
     let current = null;
     marks.forEach(function (m) { if (m[1].getBoundingClientRect().top < 90) current = m[0]; });
+    const end = document.scrollingElement;  // at the bottom of the page the last sections can never reach the top
+    if (end.scrollTop > 0 && end.scrollTop + window.innerHeight >= end.scrollHeight - 2) current = marks[marks.length - 1][0];
     marks.forEach(function (m) { m[0].classList.toggle("active", m[0] === current); });
+    if (current) {  // a long contents scrolls in its own box: keep the marked entry in view
+      const box = current.closest(".toc"), r = current.getBoundingClientRect(), b = box.getBoundingClientRect();
+      if (r.top < b.top || r.bottom > b.bottom) box.scrollTop += r.top - b.top - b.height / 3;
+    }
   }
   if (marks.length) {
     window.addEventListener("scroll", function () { if (!pending) { pending = true; requestAnimationFrame(mark); } }, { passive: true });
