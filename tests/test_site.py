@@ -340,6 +340,11 @@ def test_phone_and_laptop_layout(site):
         page.click(".nav-toggle")
         assert page.is_visible(".sidebar a.active"), "the menu button does not open the sidebar"
         screenshot(page, "site_phone_menu.png")
+        page.keyboard.press("Escape")
+        assert not page.is_visible(".sidebar a.active"), "Escape does not close the sidebar"
+        page.reload(wait_until="load")
+        page.keyboard.press("Tab")  # the first stop of the keyboard: past the header and the sidebar to the content
+        assert page.evaluate("() => document.activeElement.getAttribute('href')") == "#content"
         page = b.new_page(viewport={"width": 1280, "height": 600})  # a page low in a sidebar longer than the window
         page.goto(urljoin(site, page_names()["22_after_deployment.ipynb"]), wait_until="load")
         assert page.eval_on_selector(".sidebar a.active", "a => { const r = a.getBoundingClientRect(); "

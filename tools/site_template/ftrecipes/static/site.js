@@ -27,6 +27,11 @@
     const open = document.body.classList.toggle("nav-open");
     toggle.setAttribute("aria-expanded", String(open));
   });
+  document.addEventListener("keydown", function (e) {  // Escape closes it again
+    if (e.key === "Escape" && toggle && document.body.classList.contains("nav-open")) {
+      document.body.classList.remove("nav-open"); toggle.setAttribute("aria-expanded", "false"); toggle.focus();
+    }
+  });
 
   // the table of contents under the title: folded on a phone, where it would fill the first screen
   const toc = document.querySelector(".toc-inline details");
