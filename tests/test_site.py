@@ -5,9 +5,11 @@ The browser test serves `_docs/` over HTTP on loopback and opens every page: no 
 its title shown, every image (plots, badges) actually decoded with a non-zero size, every internal link and anchor
 resolving, and a Colab badge pointing at the page's own notebook on each recipe page. Screenshots of the home page and
 the sentiment recipe go to test-artifacts/. The reading tests check what a reader relies on: code and tables that fit
-their column at 1280 and 390 px, the search box finding a recipe, the title in a phone's first screen with the sidebar
-behind a button, the table of contents at laptop widths, copy buttons, previous/next and issue links, callouts, a
-print layout without the frame, and API signatures that read as the code."""
+their column at 1280 and 390 px, the search box (and its `/` key) finding a recipe, the title and first paragraph in a
+phone's first screen with the sidebar behind a button, the table of contents at laptop widths and marking the section
+read, sections reached by a link showing below the header, copy buttons, previous/next and issue links, callouts,
+heading ids as Quarto writes them, a print layout without the frame, dark mode, and API signatures that read as the
+code."""
 import functools
 import importlib.util
 import http.server
