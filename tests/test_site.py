@@ -5,9 +5,11 @@ The browser test serves `_docs/` over HTTP on loopback and opens every page: no 
 its title shown, every image (plots, badges) actually decoded with a non-zero size, every internal link and anchor
 resolving, and a Colab badge pointing at the page's own notebook on each recipe page. Screenshots of the home page and
 the sentiment recipe go to test-artifacts/. The reading tests check what a reader relies on: code and tables that fit
-their column at 1280 and 390 px, the search box finding a recipe, the title in a phone's first screen with the sidebar
-behind a button, the table of contents at laptop widths, copy buttons, previous/next and issue links, callouts, a
-print layout without the frame, and API signatures that read as the code."""
+their column at 1280 and 390 px, the search box (and its `/` key) finding a recipe, the title and first paragraph in a
+phone's first screen with the sidebar behind a button, the table of contents at laptop widths and marking the section
+read, sections reached by a link showing below the header, copy buttons, previous/next and issue links, callouts,
+heading ids as Quarto writes them, a print layout without the frame, dark mode, and API signatures that read as the
+code."""
 import functools
 import importlib.util
 import http.server
@@ -171,6 +173,16 @@ def test_pages_workflow_builds_with_quarto():
     assert any(s.get("with", {}).get("path") == doc_path for s in steps), f"the workflow must upload {doc_path}"
 
 
+def test_quarto_site_has_the_same_reading_aids():
+    "The published (Quarto) site asks for what the offline one has: search, copy buttons, wrapped code, a table of contents, previous/next, an issue link."
+    q = yaml.safe_load((NBS/"_quarto.yml").read_text())
+    html_fmt, site = q["format"]["html"], q["website"]
+    assert html_fmt.get("code-copy") and html_fmt.get("code-overflow") == "wrap" and html_fmt.get("toc"), html_fmt
+    assert site["navbar"].get("search") and site.get("page-navigation") and "issue" in site.get("repo-actions", []), site
+    assert re.search(r"\.cell-output-display\s*\{[^}]*overflow-x:\s*auto", (NBS/"styles.css").read_text()), \
+        "wide outputs must scroll in their own box on the published site too (nbs/styles.css)"
+
+
 # ---- the built site in a browser -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -298,7 +310,9 @@ def test_search_finds_a_recipe_page(site):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(urljoin(site, "index.html"), wait_until="load")
-        page.fill("#search input", term)
+        page.keyboard.press("/")  # the shortcut to the search box
+        assert page.evaluate("() => document.activeElement === document.querySelector('#search input')"), "/ does not focus search"
+        page.keyboard.type(term)
         page.wait_for_selector("#search .pagefind-ui__result-link", timeout=15000)
         hits = page.eval_on_selector_all("#search .pagefind-ui__result-link", "els => els.map(e => e.getAttribute('href'))")
         assert not errors, errors
@@ -306,41 +320,97 @@ def test_search_finds_a_recipe_page(site):
         screenshot(page, "site_search.png")
 
 
+FIRST_SCREEN_JS = """() => {
+  // where the title and the first paragraph of the content start, and the first visible table of contents
+  const top = el => el ? el.getBoundingClientRect().top : null;
+  const prose = [...document.querySelectorAll('main .jp-Cell .jp-RenderedMarkdown p')].find(p => p.getClientRects().length);
+  const toc = [...document.querySelectorAll('.toc a')].find(a => a.getClientRects().length);
+  return {title: top(document.querySelector('h1.page-title')), prose: top(prose), toc: toc ? toc.closest('.toc').className : null};
+}"""
+
+
 def test_phone_and_laptop_layout(site):
-    "At 390 px the title is in the first screen and the sidebar opens from a button; at 1024 and 1280 px the table of contents shows."
+    "At 390 px the title and the first paragraph are in the first screen and the sidebar opens from a button; at 1024 and 1280 px the table of contents shows and the title still comes first."
     with browser() as b:
         page = b.new_page(viewport={"width": 390, "height": 800})
         for file in ("index.html", "sentiment.html", "image_classification.html"):
             page.goto(urljoin(site, file), wait_until="load")
-            top = page.eval_on_selector("h1.page-title", "e => e.getBoundingClientRect().top")
-            assert top < 700, f"{file} at 390 px: the title starts {top:.0f} px down"
+            where = page.evaluate(FIRST_SCREEN_JS)
+            assert where["title"] < 200 and where["prose"] < 800, f"{file} at 390 px: title at {where['title']:.0f} px, " \
+                f"the first paragraph at {where['prose']:.0f} px in an 800 px screen"
         assert not page.is_visible(".sidebar a.active"), "the sidebar is open on a phone before anyone asked"
         page.click(".nav-toggle")
         assert page.is_visible(".sidebar a.active"), "the menu button does not open the sidebar"
         screenshot(page, "site_phone_menu.png")
-        for width in (1024, 1280):
+        page.keyboard.press("Escape")
+        assert not page.is_visible(".sidebar a.active"), "Escape does not close the sidebar"
+        page.reload(wait_until="load")
+        page.keyboard.press("Tab")  # the first stop of the keyboard: past the header and the sidebar to the content
+        assert page.evaluate("() => document.activeElement.getAttribute('href')") == "#content"
+        page = b.new_page(viewport={"width": 1280, "height": 600})  # a page low in a sidebar longer than the window
+        page.goto(urljoin(site, page_names()["22_after_deployment.ipynb"]), wait_until="load")
+        assert page.eval_on_selector(".sidebar a.active", "a => { const r = a.getBoundingClientRect(); "
+                                     "return r.top >= 52 && r.bottom <= window.innerHeight; }"), "the sidebar hides the current page"
+        for width, toc in ((1024, "toc toc-inline"), (1280, "toc toc-side")):
             page = b.new_page(viewport={"width": width, "height": 800})
             page.goto(urljoin(site, "sentiment.html"), wait_until="load")
-            assert page.is_visible(".toc a"), f"no table of contents at {width} px"
+            where = page.evaluate(FIRST_SCREEN_JS)
+            assert where["toc"] == toc, f"at {width} px the table of contents shown is {where['toc']!r}, expected {toc!r}"
+            assert where["title"] < 150 and where["prose"] < 800, f"at {width} px: {where}"
+            if width == 1280:  # a section reached from the contents shows below the sticky header, and is marked
+                link = page.locator(".toc-side a").nth(6)
+                target = link.get_attribute("href")
+                link.click()
+                page.wait_for_timeout(300)
+                header = page.eval_on_selector(".site-header", "e => e.getBoundingClientRect().bottom")
+                top = page.evaluate("id => document.getElementById(id).getBoundingClientRect().top", target[1:])
+                assert header <= top < header + 40, f"{target} lands at {top:.0f} px under a header ending at {header:.0f} px"
+                assert page.eval_on_selector_all(".toc-side a.active", "els => els.map(e => e.getAttribute('href'))") == [target]
+                page.evaluate("() => window.scrollTo(0, document.scrollingElement.scrollHeight)")
+                page.wait_for_timeout(300)
+                last = page.eval_on_selector_all(".toc-side a", "els => els[els.length - 1].getAttribute('href')")
+                assert page.eval_on_selector_all(".toc-side a.active", "els => els.map(e => e.getAttribute('href'))") == [last], \
+                    "at the bottom of the page the last section is not the one marked"
             page.emulate_media(media="print")
             assert not page.is_visible(".sidebar") and not page.is_visible("#search"), "the sidebar or search would print"
+            assert not page.locator(".toc a:visible").count(), "the table of contents would print"
+
+
+RECORD_COPIES = """
+  // what the page hands to the clipboard, by either of the copy handler's two ways (the Clipboard API, or a selected
+  // textarea and execCommand where that API is unavailable), recorded so the test can read it without a clipboard
+  window.__copied = [];
+  if (navigator.clipboard) {
+    const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+    navigator.clipboard.writeText = t => { window.__copied.push(t); return write(t); };
+  }
+  const exec = document.execCommand.bind(document);
+  document.execCommand = (c, ...a) => { if (c === 'copy') window.__copied.push(document.activeElement.value); return exec(c, ...a); };
+"""
 
 
 def test_copy_button_copies_the_code(site):
-    "The copy button of a code cell puts exactly that cell's code on the clipboard."
+    "The copy button of a code cell, and of a code block in prose, hands exactly that code to the clipboard."
     with browser() as b:
         context = b.new_context(viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
+        context.add_init_script(RECORD_COPIES)
         page = context.new_page()
-        page.goto(urljoin(site, "sentiment.html"), wait_until="load")
-        blocks = page.query_selector_all("main .jp-InputArea-editor .has-copy")
-        assert len(blocks) > 5, f"{len(blocks)} code blocks with a copy button"
-        block = blocks[3]
-        code = block.eval_on_selector("pre", "e => e.innerText.replace(/\\n$/, '')")
-        button = block.query_selector(".copy-button")
-        block.hover()
-        button.click()
-        page.wait_for_function("b => b.textContent === 'Copied'", arg=button, timeout=5000)
-        assert page.evaluate("() => navigator.clipboard.readText()") == code
+        for file, selector, index in (("sentiment.html", "main .jp-InputArea-editor .has-copy", 3),
+                                      ("index.html", "main .jp-RenderedMarkdown .has-copy", 0)):
+            page.goto(urljoin(site, file), wait_until="load")
+            blocks = page.query_selector_all(selector)
+            assert len(blocks) > index, f"{file}: {len(blocks)} code blocks with a copy button ({selector})"
+            block = blocks[index]
+            code = block.eval_on_selector("pre", "e => e.innerText.replace(/\\n$/, '')")
+            button = block.query_selector(".copy-button")
+            block.hover()
+            button.click()
+            page.wait_for_function("b => b.textContent !== 'Copy'", arg=button, timeout=5000)
+            assert page.evaluate("() => window.__copied") == [code], f"{file}: the button copied something else"
+            if button.text_content() == "Copied":  # the clipboard took it: read it back
+                assert page.evaluate("() => navigator.clipboard.readText()") == code, file
+            else:
+                assert button.text_content() == "Select and copy", button.text_content()
 
 
 def test_previous_next_and_issue_links(site):
@@ -383,6 +453,19 @@ def test_api_reference_reads_as_the_code(site):
     for html_text in (training, cli):
         desc = re.search(r'<p class="page-description">(.*?)</p>', html_text, re.S)[1]
         assert "`" not in desc and "<code>" in desc, desc
+
+
+def test_heading_ids_are_quartos():
+    "Headings get the ids pandoc gives them under Quarto, so a link written for the published site finds its section here."
+    sys.path.insert(0, str(ROOT/"tools"))
+    from build_site import pandoc_anchors
+    body = ('<h2 id="The-learning-rate-schedule,-before-training">x</h2><h3 id="3.-Drift,-before-any-label">y</h3>'
+            '<h3 id="TrainConfig">z</h3><a href="#Squad&#39;s-JSON">a</a><a href="training.html#Step-1:-Select">b</a>'
+            '<a href="https://github.com/o/r/blob/main/f.py#L40">c</a>')
+    out = pandoc_anchors(body)
+    for part in ('id="the-learning-rate-schedule-before-training"', 'id="drift-before-any-label"', 'id="trainconfig"',
+                 'href="#squads-json"', 'href="training.html#step-1-select"', 'f.py#L40"'):
+        assert part in out, (part, out)
 
 
 def test_dark_mode_follows_the_system(site):

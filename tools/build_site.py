@@ -182,19 +182,31 @@ def prepare(nb, pages: dict, doc_url: str, classes: set = frozenset()):
     return nb
 
 
-def lowercase_anchors(body: str) -> str:
-    "Ids and the page's own #fragments in lower case, as Quarto writes them and as nbdev's links to `show_doc` headings expect."
-    body = re.sub(r'(<[^>]+\sid=")([^"]+)"', lambda m: m[1] + m[2].lower() + '"', body)
-    return re.sub(r'(href="(?![a-z]+:)[^"#]*#)([^"]+)"', lambda m: m[1] + m[2].lower() + '"', body)  # not #L40 on GitHub
+def pandoc_id(text: str) -> str:
+    "A heading's id as pandoc (and so Quarto) writes it: alphanumerics, `_`, `-` and `.` kept, spaces as `-`, lower case, from the first letter."
+    text = re.sub(r"[^\w\s.-]", "", html.unescape(text)).strip()
+    text = re.sub(r"\s", "-", text).lower()
+    return re.sub(r"^[^a-z]+", "", text) or "section"
 
 
-def toc_html(body: str) -> str:
-    "On this page: the level-2 and level-3 headings nbconvert gave ids to."
+def pandoc_anchors(body: str) -> str:
+    """Headings' ids and the page's own #fragments as Quarto writes them, so a link written for the published site
+    (`training.html#the-learning-rate-schedule-before-training`, nbdev's `#trainconfig`) works here too; nbconvert
+    keeps the heading's punctuation and case (`The-learning-rate-schedule,-before-training`)."""
+    body = re.sub(r'(<h[1-6][^>]*\sid=")([^"]+)"', lambda m: m[1] + pandoc_id(m[2]) + '"', body)
+    return re.sub(r'(href="(?![a-z]+:)[^"#]*#)([^"]+)"', lambda m: m[1] + pandoc_id(m[2]) + '"', body)  # not #L40 on GitHub
+
+
+def toc_html(body: str, where: str = "side") -> str:
+    """On this page: the level-2 and level-3 headings nbconvert gave ids to. The page carries it twice: in the right
+    margin ("side", shown when the window has room for three columns) and under the title ("inline", shown on
+    narrower windows and phones, where a margin would squeeze the code), so the title always comes first."""
     items = [(int(lvl), hid, re.sub(r"<[^>]+>", "", text).replace("¶", "").strip())
              for lvl, hid, text in re.findall(r'<h([23]) id="([^"]+)"[^>]*>(.*?)</h\1>', body, re.S)]
     if len(items) < 2: return ""
     lis = "".join(f'<li class="toc-h{lvl}"><a href="#{hid}">{text}</a></li>' for lvl, hid, text in items)
-    return (f'<nav class="toc" aria-label="On this page"><details open><summary>On this page</summary>'
+    ignore = " data-pagefind-ignore" if where == "inline" else ""  # inside the searched content: not a hit
+    return (f'<nav class="toc toc-{where}" aria-label="On this page"{ignore}><details open><summary>On this page</summary>'
             f'<ul>{lis}</ul></details></nav>')
 
 
@@ -257,9 +269,9 @@ def build(out_dir: Path = ROOT/"_docs", n_workers: int = 2) -> list:
                     issues_url=f"{repo_url}/issues" if repo_url else "",
                     source_url=f"{repo_url}/blob/{cfg.get('branch', 'main')}/{NBS.name}/{name}" if repo_url else "")
         body, _ = exporter.from_notebook_node(nb, resources=dict(site=site))
-        body = wrap_tables(callouts(lowercase_anchors(body)))
+        body = wrap_tables(callouts(pandoc_anchors(body)))
         body = body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')  # no ¶ in results
-        body = body.replace("<!--TOC-->", toc_html(body))
+        body = body.replace("<!--TOC-->", toc_html(body)).replace("<!--TOC-INLINE-->", toc_html(body, "inline"))
         (out_dir/p["page"]).write_text(body, encoding="utf-8")
         written.append(out_dir/p["page"])
     for folder in ("images",):
