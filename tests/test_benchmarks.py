@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, subprocess_env
 
 RECIPES = ["sentiment", "summarization", "text_generation", "image_classification"]
@@ -107,3 +108,34 @@ def test_gpu_checks_stops_a_step_at_its_time_limit_with_what_it_started(tmp_path
     result = gpu_checks.run_step([sys.executable, "-c", child], {}, 3, log)
     assert result["status"] == "stopped at its time limit" and result["wall_s"] < 30, result
     assert "started" in (tmp_path/"log.txt").read_text()
+
+
+def _sentiment_benchmark():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sentiment_vs_plain_trainer", ROOT/"benchmarks"/"sentiment_vs_plain_trainer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sentiment_benchmark_runs_the_recipe_as_a_new_user_types_it_on_data_of_their_own():
+    "benchmarks/sentiment_vs_plain_trainer.py takes `real:NAME` or a file; the recipe side is the command a new user types."
+    bench = _sentiment_benchmark()
+    data = bench.data_file("real:tweets")
+    assert data.is_file() and data.read_text().splitlines()[0].split("\t") == ["id", "valence", "text"]
+    assert bench.data_file("reviews.tsv").name == "reviews.tsv"
+    cmd = bench.recipe_command(data, "out", [])
+    assert cmd[:3] == ["ftrecipes", "run", "sentiment"] and f"data={data}" in cmd
+    assert "preset=published" not in " ".join(cmd) and "label_threshold=0" in cmd  # preset auto: laptop on a CPU
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_the_laptop_preset_stops_early_on_data_of_your_own(installed, tmp_path, monkeypatch):
+    "Your data keeps the epochs of the data the preset would pick (6 in a pip install): early stopping makes them a ceiling."
+    from types import SimpleNamespace
+    from ftrecipes.sentiment import sentiment_presets
+    if installed: monkeypatch.setenv("FTRECIPES_DATA", str(tmp_path))  # no repository data/, as after pip install
+    for hub in (False, True):
+        laptop, smoke = (sentiment_presets(SimpleNamespace(hub=hub))[k] for k in ("laptop", "smoke"))
+        assert laptop["early_stopping_patience"] >= 1 and laptop["epochs"] >= 2, laptop
+        assert smoke.get("early_stopping_patience", 0) == 0, smoke  # smoke: machinery only, every epoch
