@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import sys
-from contextlib import contextmanager
+from unittest.mock import patch
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -70,23 +70,12 @@ class _GivenIsKnown:
     "Logging filter: papermill warns about every injected name outside the parameters cell; ours are meant to be."
     def filter(self, record): return not any(name in record.getMessage() for name in (GIVEN, CLAIM))
 
-@contextmanager
-def _environment(**values):
-    "Set environment variables (a kernel started inside inherits them) for the block, then put back what was there."
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try: yield
-    finally:
-        for k, v in before.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-
 def _execute_papermill(task, nb_path, executed, params, stream_output, kernel_name):
     log = logging.getLogger("papermill")
     if not any(isinstance(f, _GivenIsKnown) for f in log.filters): log.addFilter(_GivenIsKnown())
     progress = {PROGRESS_ENV: "1"} if stream_output else {}  # a terminal watches: plain progress lines, not a widget
     try:
-        with _environment(**progress):
+        with patch.dict(os.environ, progress):  # a kernel started inside inherits it; restored after
             pm.execute_notebook(str(nb_path), str(executed), parameters=params, progress_bar=False,
                                 cwd=str(Path.cwd()), kernel_name=kernel_name,
                                 stdout_file=sys.stdout if stream_output else None,

@@ -9,7 +9,7 @@ working directory. `ftrecipes run`, the resume test and the quality tier still r
 import os
 import re
 import time
-from contextlib import contextmanager
+from unittest.mock import patch
 from multiprocessing import get_context
 from concurrent.futures import ProcessPoolExecutor
 
@@ -66,22 +66,10 @@ def run_recipe_job(task, params, output_dir, cwd=None) -> dict:
     return dict(ok=ok, error=error, cli_error=cli_error, seconds=time.perf_counter() - start)
 
 
-@contextmanager
-def environment(**values):
-    "Set environment variables while the workers start (they inherit them), then restore."
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try: yield
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-
-
 def run_all(jobs: list, workers: int = 2, job=execute) -> list:
     "Run `jobs` (argument tuples of `job`: by default notebook, executed path, parameters) on `workers` warm processes with one thread each."
     one_thread = dict(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore",
                       MPLBACKEND="agg")
-    with environment(**one_thread), ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=warm_up) as pool:
+    with patch.dict(os.environ, one_thread), ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=warm_up) as pool:
         futures = [pool.submit(job, *args) for args in jobs]
         return [f.result() for f in futures]
