@@ -222,12 +222,13 @@ def test_notebook_opens_on_its_title(nb, cell):
 
 def test_notebooks_store_what_jupyterlab_would_add():
     """Each notebook stores `language_info` (JupyterLab adds `{"name": ""}` to one without it as it opens it, so the tab
-    shows unsaved changes at once), and the recipes carry nbdev's `skip_exec` in their metadata, where nbdev-test reads
-    it (papermill runs them, with their smoke preset), instead of a raw front-matter cell above the title."""
+    shows unsaved changes at once), and the notebooks that run recipes (the recipes, 1x; experiments and after
+    deployment, 2x) carry nbdev's `skip_exec` in their metadata, where nbdev-test reads it (papermill runs them, with
+    their smoke preset), instead of a raw front-matter cell above the title."""
     from fastcore.nbio import nb_frontmatter, read_nb
     for path in sorted((ROOT/"nbs").glob("*.ipynb")):
         meta = json.loads(path.read_text())["metadata"]
         assert meta.get("language_info", {}).get("name") == "python", f"{path.name}: no language_info"
-        recipe = re.match(r"^(1\d|20)_", path.name) is not None
+        recipe = re.match(r"^(1\d|2\d)_", path.name) is not None
         assert bool(nb_frontmatter(read_nb(path)).get("skip_exec")) == recipe, \
             f"{path.name}: nbdev-test would {'run' if recipe else 'skip'} it"
