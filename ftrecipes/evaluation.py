@@ -146,7 +146,7 @@ def generated_texts(run: SavedRun, sources: list, batch_size: int = 16, pipe=Non
 
 # %% ../nbs/21_evaluation.ipynb #796b1282
 def ner_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
-    "The sentences of `source` as `tokens` and `tags` (ids, their names in the features), read with the run's columns and the model's tags, checked as its recipe checks them."
+    "The sentences of `source` as `tokens` and tag ids, read with the run's columns and checked against the model's tags."
     from ftrecipes.ner import encode_tags
     p, dsd = Params(run.params, **columns), new_split(source, split)
     check_columns(dsd, {"tokens_column": p.tokens_column, "tags_column": p.tags_column}, str(source))
@@ -154,7 +154,7 @@ def ner_rows(run: SavedRun, source, split: str = None, **columns) -> Dataset:
 
 # %% ../nbs/21_evaluation.ipynb #7afe5070
 def ner_tags(run: SavedRun, rows: Dataset, batch_size: int = 32, pipe=None) -> list:
-    "The saved model's tag for every word of `rows`, as its recipe reads them: sub-words up to the run's `max_length`, each word's first sub-word, 'O' for words cut."
+    "The saved model's tag for every word of `rows`, read as its recipe reads them (first sub-word; 'O' for words cut)."
     import torch
     from ftrecipes.ner import tokenize_and_align, word_predictions
     pipe, p = pipe or run_pipeline(run), run.params
@@ -217,7 +217,7 @@ def task_evaluation(run: SavedRun, data=None, split: str = None, batch_size: int
     return task_scores(run, generated_texts(run, list(rows["source"]), batch_size), list(rows["target"])), len(rows)
 
 def evaluation_headline(run: SavedRun) -> str:
-    "The score `evaluate_saved` sets against the recorded one: the recipe's headline; exact match for generated answers (its headline, perplexity, is on the run's own chats)."
+    "The score `evaluate_saved` compares with the recorded one: the recipe's headline, or exact match for generated answers."
     return "exact_match" if run.pipeline_task == "text-generation" else recipe(run.task).headline
 
 # %% ../nbs/21_evaluation.ipynb #67251dee
