@@ -7,7 +7,7 @@ Docs: https://ftrecipes.github.io/ftrecipes/recipes.html.md"""
 # %% auto #0
 __all__ = ['SUMMARY_KEYS', 'ENVIRONMENT_KEYS', 'Recipe', 'uses_published_data', 'published_test_split', 'test_split_note',
            'recipe_splits', 'notebooks_dir', 'recipe_modules', 'recipes', 'recipe', 'recipe_parameters', 'recipe_path',
-           'results_summary', 'headline_metrics', 'results_table']
+           'api_reference_last', 'results_summary', 'headline_metrics', 'results_table']
 
 # %% ../nbs/06_recipes.ipynb #a0f92032
 import ast
@@ -155,6 +155,24 @@ def recipe_path(task: str) -> Path:
     found = recipes()
     if task not in found: raise ValueError(f"No recipe {task!r}. Recipes: {', '.join(found) or 'none found'}.")
     return found[task]
+
+# %% ../nbs/06_recipes.ipynb #8fdcc7f6
+class api_reference_last:
+    "nbdev doc processor: on a recipe's page, the API blocks of its helpers move to one section at the end."
+    def __init__(self, nb):  # made before any processing, while the `default_exp` cell is still there
+        self.nb, self.module = nb, next((c.directives_["default_exp"] for c in nb.cells
+                                         if "default_exp" in getattr(c, "directives_", {})), None)
+    def __call__(self, cell): pass
+    def end(self):
+        if f"ftrecipes.{self.module}" not in recipe_modules().values(): return
+        is_doc = lambda c: c.cell_type == "code" and any(l.startswith("show_doc(") for l in c.source.splitlines())
+        docs = [c for c in self.nb.cells if is_doc(c)]
+        if not docs: return
+        names = ", ".join(c.source.splitlines()[-1][len("show_doc("):-1] for c in docs)
+        text = (f"## API reference\n\nThe helpers this recipe defines above, for your own code: "
+                f"`from ftrecipes.{self.module} import {names}`.")
+        head = type(docs[0])(0, dict(cell_type="markdown", source=text, metadata={}, directives_={}))
+        self.nb.cells = [c for c in self.nb.cells if not is_doc(c)] + [head] + docs
 
 # %% ../nbs/06_recipes.ipynb #125ad9cd
 SUMMARY_KEYS = ("task", "base_model", "data", "preset", "published", "hardware", "wall_time_s", "created", "versions")
