@@ -211,7 +211,8 @@ def slice_report(references, predictions, views: dict, min_size: int = 20, show:
         table, gap = slice_metrics(references, predictions, values, min_size)
         if show:
             print(f"by {name}: " + (f"largest gap {fmt_score(gap['gap'])} points of accuracy, {gap['worst']!r} against {gap['best']!r}" if gap else
-                                    f"fewer than two slices of {min_size} or more examples, so no gap is reported"))
+                                    f"fewer than two slices of {min_size} or more examples, so no gap is reported")
+                  + f"; `counted`: the slice has {min_size} or more examples, enough to enter the gap")
             display(table)
         out[name] = dict(slices=table.reset_index().to_dict("records"), largest_gap=gap)
     return out
@@ -247,7 +248,7 @@ def plot_confusion_matrix(references, predictions, label_names: list, title: str
 
 # %% ../nbs/04_metrics.ipynb #3ddc18bb
 def most_confident_errors(inputs: list, references, logits, label_names: list, k: int = 10, input_name: str = "text"):
-    "The `k` wrong predictions the model was surest of, with its confidence."
+    "The `k` wrong predictions the model was surest of, with its confidence, indexed by their row in `inputs`."
     probs = softmax(logits)
     pred = probs.argmax(-1)
     refs = np.asarray(references)
@@ -255,7 +256,7 @@ def most_confident_errors(inputs: list, references, logits, label_names: list, k
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:k]
     return pd.DataFrame({input_name: [inputs[i] for i in wrong], "label": [label_names[refs[i]] for i in wrong],
                          "predicted": [label_names[pred[i]] for i in wrong],
-                         "confidence": probs[wrong, pred[wrong]].round(3)}, index=wrong)
+                         "confidence": probs[wrong, pred[wrong]].round(3)}, index=wrong).rename_axis(columns="row")  # "row" heads the index
 
 # %% ../nbs/04_metrics.ipynb #f810ea69
 def held_out_sample(references, predictions, k: int = 6, seed: int = 0) -> list:

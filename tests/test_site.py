@@ -478,3 +478,32 @@ def test_dark_mode_follows_the_system(site):
         assert shot.getextrema()[1] < 80, f"the page stays light in dark mode (brightness {shot.getextrema()[1]})"
         img = page.eval_on_selector(".jp-OutputArea-output img", "e => getComputedStyle(e).filter")
         assert "invert" in img, f"plots are not turned back: {img}"
+
+
+LESSON_JS = """() => {
+  // the page's sections and API blocks in reading order, and any code shown that is a unit test
+  const order = [...document.querySelectorAll('main h2, main a.source-link')].map(e =>
+    e.tagName === 'H2' ? e.id : 'api:' + e.closest('.jp-Cell').querySelector('h3, h4').id);
+  const tests = [...document.querySelectorAll('main .jp-InputArea pre')].map(p => p.innerText)
+    .filter(t => /\\btest_(eq|fail|ne|close)\\(/.test(t)).map(t => t.slice(0, 80));
+  return {order, tests, callouts: document.querySelectorAll('main .callout').length};
+}"""
+
+
+def test_recipe_pages_read_as_lessons(site):
+    "A recipe page: the six steps in order, then its API reference in one section at the end; no unit test shown; a callout."
+    pages = page_names()
+    with browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 900})
+        for nb in RECIPES:
+            page.goto(urljoin(site, pages[nb]), wait_until="load")
+            got = page.evaluate(LESSON_JS)
+            steps = [s for s in got["order"] if re.match(r"step-\d", s)]
+            assert [s[:6] for s in steps] == [f"step-{i}" for i in range(1, 7)], (nb, steps)
+            api = got["order"].index("api-reference") if "api-reference" in got["order"] else None
+            assert api is not None and got["order"][api - 1] == "try-next", (nb, got["order"][-6:])
+            before = [s for s in got["order"][:api] if s.startswith("api:")]
+            after = got["order"][api + 1:]
+            assert not before and after and all(s.startswith("api:") for s in after), (nb, before, after)
+            assert not got["tests"], (nb, got["tests"])
+            assert got["callouts"], f"{nb}: no callout"
