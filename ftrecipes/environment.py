@@ -21,6 +21,7 @@ import socket
 import sys
 from dataclasses import dataclass, asdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # %% ../nbs/00_environment.ipynb #5c230811
 import numpy as np
@@ -120,11 +121,13 @@ def offline_mode() -> bool:
     "Is one of the Hugging Face offline switches set? Then Hub ids cannot load, and we say so early."
     return any(_truthy(os.environ.get(v, "")) for v in OFFLINE_VARS)
 
-def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
-    "Can we open a TCP connection to the Hub? False at once when offline mode is already set."
+def hub_reachable(host: str = None, timeout: float = 2.0) -> bool:
+    "Can we open a TCP connection to the Hub (`HF_ENDPOINT`, a mirror, when set)? False at once in offline mode."
     if offline_mode(): return False
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")  # where huggingface_hub will connect
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        with socket.create_connection((host, 443), timeout=timeout): return True
+        with socket.create_connection((host or url.hostname, port), timeout=timeout): return True
     except OSError:
         return False
 
