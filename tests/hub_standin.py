@@ -46,7 +46,8 @@ class Hub:
     "The repositories under `root`, and what the server records of the requests (for tests to assert on)."
 
     def __init__(self, root: Path):
-        self.root, self.requests, self.cut_once = Path(root), [], {}
+        self.root, self.requests = Path(root), []  # requests: (method, path, Range header)
+        self.cut_once = {}  # 'ID/PATH' -> bytes after which the next download of that file breaks off
 
     def repo(self, kind: str, rest: str) -> tuple:
         "(repo id, the rest of the path) for the longest repository id `rest` starts with, or (None, rest)."
@@ -160,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in headers.items(): self.send_header(k, v)
         self.end_headers()
         if not body: return
-        cut = hub.cut_once.pop(file_path, None)  # a test asked for this download to break off after `cut` bytes
+        cut = hub.cut_once.pop(f"{repo_id}/{file_path}", None)  # a test asked for this download to break off after `cut` bytes
         if cut is not None and not start:
             self.wfile.write(data[:cut]); self.wfile.flush(); self.close_connection = True
             return
