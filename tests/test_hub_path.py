@@ -13,7 +13,7 @@ import pytest
 from hub_repos import build_hub, glue_sst2
 from hub_standin import serve, write_commit
 from notebook_runner import run_all, run_recipe_job
-from ftrecipes.environment import OFFLINE_VARS
+from ftrecipes.environment import OFFLINE_VARS, hub_reachable
 
 # Each recipe's published setup with only its size limits lowered: the models and data are tiny, so are the counts.
 PUBLISHED = {
@@ -104,6 +104,13 @@ def test_sst2_hidden_test_labels_are_never_scored(runs):
     assert r["metrics"]["test"]["accuracy"] >= 0, "scored against real labels: -1 would fail the metric"
 
 
+def test_squad_has_no_test_split_so_its_validation_split_is_scored(runs):
+    "SQuAD ships train and validation only: test is the validation split (the published one), selection is cut from train."
+    r = runs["question_answering"]["results"]
+    assert r["split_sizes"]["test"] == 16 and 0 < r["split_sizes"]["validation"] < 16
+    assert r["metrics"]["test"]["total"] == 16 and "NoAns_total" not in r["metrics"]["test"], "SQuAD 1.1: every question has an answer"
+
+
 def test_data_revision_pins_a_commit_the_hub_serves(runs):
     assert runs["main revision"]["rows"]["train"] == 60
     assert runs["old revision"]["rows"] == {"train": 48, "validation": 24, "test": 24}
@@ -132,3 +139,12 @@ def test_an_interrupted_download_resumes(hub, tmp_path, monkeypatch):
     assert Path(path).read_bytes() == served.read_bytes()
     resumed = [r for r in hub["state"].requests if r[1].endswith("/weights.bin") and r[2] == "bytes=100000-"]
     assert [method for method, _, _ in resumed] == ["GET"], "one request for the rest of the file"
+
+
+def test_hub_reachable_asks_the_endpoint_huggingface_hub_uses(hub, monkeypatch):
+    "With HF_ENDPOINT set (a mirror, or this stand-in), the Hub is reachable when that host answers, whatever huggingface.co does."
+    for var in OFFLINE_VARS: monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", hub["url"])
+    assert hub_reachable(timeout=1)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    assert not hub_reachable(timeout=1)
