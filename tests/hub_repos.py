@@ -5,7 +5,6 @@ and a tokenizer of the real kind trained on the bundled samples; each dataset re
 the real schema, features, configuration and splits, and a README whose YAML declares them, with a few dozen rows
 from the bundled samples. `build_hub(root)` writes them all (seconds); nothing of it is kept in the repository.
 """
-import io
 import json
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from safetensors.torch import save_file
 from transformers import BertConfig, BertForMaskedLM
 
 from ftrecipes.data import load_data
-from ftrecipes.offline import build_tiny_model, train_wordpiece_tokenizer
+from ftrecipes.offline import _default_corpus, build_tiny_model, train_wordpiece_tokenizer
 from hub_standin import write_commit
 
 TINY = dict(hidden=32, layers=2, heads=2, vocab_size=500)
@@ -34,12 +33,6 @@ SWIN_TINY_ARGS = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
 def folder_files(folder: Path) -> dict:
     "Path in the folder -> bytes of every file under `folder`."
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
-
-
-def sample_texts() -> list:
-    "The text of the bundled samples, to train the tiny tokenizers on."
-    from ftrecipes.offline import _default_corpus
-    return _default_corpus()
 
 
 def set_architectures(files: dict, **config) -> dict:
@@ -70,11 +63,8 @@ def tiny_swin(out: Path) -> dict:
     cfg = {k: v for k, v in model.pretrained_cfg.items() if k not in ("url", "file", "source", "hf_hub_id")}
     config = dict(architecture=SWIN, num_classes=model.num_classes, num_features=model.num_features, global_pool="avg",
                   model_args=SWIN_TINY_ARGS, pretrained_cfg=dict(cfg, tag="ms_in1k", hf_hub_id="timm/" + SWIN + ".ms_in1k"))
-    buf = io.BytesIO()
-    with tempfile.TemporaryDirectory() as d:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{d}/model.safetensors")
-        buf.write(Path(f"{d}/model.safetensors").read_bytes())
-    return {"config.json": json.dumps(config, indent=2).encode(), "model.safetensors": buf.getvalue()}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out/"model.safetensors")
+    return {"config.json": json.dumps(config, indent=2).encode(), "model.safetensors": (out/"model.safetensors").read_bytes()}
 
 
 def dataset_files(splits: dict, config_name: str, folder: str, default: bool = False) -> dict:
@@ -177,7 +167,7 @@ def eurosat(per_class: int = 4) -> dict:
 
 def build_hub(root: Path) -> dict:
     "Write every repository the published setups name under `root`; return {(kind, id): sha of main}."
-    root, texts, shas = Path(root), sample_texts(), {}
+    root, texts, shas = Path(root), _default_corpus(), {}  # the bundled samples' text trains the tokenizers
     work = Path(tempfile.mkdtemp(dir=root.parent))
     models = {
         "bert-base-cased": tiny_bert(texts, work/"cased", lowercase=False),

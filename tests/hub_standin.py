@@ -5,16 +5,14 @@ revision, file downloads (HEAD and GET, with ranges), tree listings and paths-in
 and `X-Error-Code` headers, so the clients raise the errors they raise against the Hub (RepositoryNotFoundError,
 GatedRepoError, RevisionNotFoundError, EntryNotFoundError).
 
-A repository is a folder `ROOT/{models,datasets}/ID/` holding `refs.json` ({"main": SHA, ...}, and `"gated": true` for
-a repository that needs a token) and one folder per commit, `SHA/`, holding that commit's files. `tests/hub_repos.py`
+A repository is a folder `ROOT/{models,datasets}/ID/` holding `refs.json` ({"refs": {"main": SHA, ...}, "gated": true
+for a repository that needs a token}) and one folder per commit, `SHA/`, holding that commit's files. `tests/hub_repos.py`
 builds them; `serve(root)` starts a server for them.
 """
 import hashlib
 import json
 import re
 import threading
-from email.parser import BytesParser
-from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -32,8 +30,8 @@ def write_commit(root: Path, kind: str, repo_id: str, files: dict, ref: str = "m
         (repo/sha/path).parent.mkdir(parents=True, exist_ok=True)
         (repo/sha/path).write_bytes(data)
     refs_file = repo/"refs.json"
-    refs = json.loads(refs_file.read_text()) if refs_file.exists() else {}
-    refs_file.write_text(json.dumps({**refs, ref: sha, "gated": gated}))
+    refs = json.loads(refs_file.read_text())["refs"] if refs_file.exists() else {}
+    refs_file.write_text(json.dumps(dict(refs={**refs, ref: sha}, gated=gated)))
     return sha
 
 
@@ -58,15 +56,17 @@ class Hub:
         return None, rest
 
     def refs(self, kind: str, repo_id: str) -> dict:
+        "The repository's refs.json: its refs (name -> sha) and whether it is gated."
         return json.loads((self.root/kind/repo_id/"refs.json").read_text())
 
     def commit(self, kind: str, repo_id: str, revision: str):
         "The sha `revision` (a branch or a full sha) names, or None."
-        refs = self.refs(kind, repo_id)
-        if revision in refs and revision != "gated": return refs[revision]
+        refs = self.refs(kind, repo_id)["refs"]
+        if revision in refs: return refs[revision]
         return revision if SHA.fullmatch(revision) and (self.root/kind/repo_id/revision).is_dir() else None
 
     def files(self, kind: str, repo_id: str, sha: str) -> list:
+        "The paths of every file of the repository at commit `sha`."
         base = self.root/kind/repo_id/sha
         return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
 
@@ -78,6 +78,7 @@ class Hub:
         return None
 
     def info(self, kind: str, repo_id: str, sha: str) -> dict:
+        "What /api/{models,datasets}/ID/revision/REV answers: the id, the commit, its files."
         return dict(id=repo_id, modelId=repo_id, sha=sha, private=False, gated=self.refs(kind, repo_id)["gated"] and "manual",
                     disabled=False, downloads=0, likes=0, tags=[], lastModified="2026-01-01T00:00:00.000Z",
                     createdAt="2026-01-01T00:00:00.000Z", siblings=[dict(rfilename=f) for f in self.files(kind, repo_id, sha)])
@@ -94,9 +95,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self): self.route(body=True)
 
     def fail(self, status: int, code: str, message: str):
+        "An error as the Hub sends it: the status, X-Error-Code and X-Error-Message, which huggingface_hub turns into its errors."
         self.send_json({"error": message}, status, {"X-Error-Code": code, "X-Error-Message": message})
 
     def send_json(self, obj, status: int = 200, headers: dict = None):
+        "`obj` as a JSON response."
         data = json.dumps(obj).encode()
         self.send_response(status)
         for k, v in {"Content-Type": "application/json", "Content-Length": str(len(data)), **(headers or {})}.items():
@@ -105,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD": self.wfile.write(data)
 
     def route(self, body: bool):
+        "Find the repository, check access, resolve the revision, then answer the API call or send the file."
         hub, url = self.server.hub, urlsplit(self.path)
         hub.requests.append((self.command, url.path, self.headers.get("Range")))
         path = url.path.strip("/")
@@ -131,6 +135,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.fail(404, "EntryNotFound", f"{self.path} is not served by this stand-in of the Hub")
 
     def send_tree(self, kind, repo_id, sha, folder, query):
+        "The entries of `folder` at `sha` (all below it with recursive=true)."
         hub, recursive = self.server.hub, query.get("recursive", ["false"])[0] == "true"
         base = hub.root/kind/repo_id/sha/folder
         if not base.is_dir(): return self.fail(404, "EntryNotFound", f"{folder} does not exist at {sha}")
@@ -139,16 +144,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json([hub.entry(kind, repo_id, sha, p) for p in rel])
 
     def send_paths_info(self, kind, repo_id, sha):
-        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if "json" in self.headers.get("Content-Type", ""): paths = json.loads(raw).get("paths", [])
-        elif "multipart" in self.headers.get("Content-Type", ""):
-            msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + raw)
-            paths = [p.get_content().strip() for p in msg.iter_parts() if p.get_param("name", header="content-disposition") == "paths"]
-        else: paths = parse_qs(raw.decode()).get("paths", [])
+        "The entries of the form's `paths` that exist at `sha` (huggingface_hub posts them url-encoded)."
+        paths = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()).get("paths", [])
         hub = self.server.hub
         self.send_json([e for e in (hub.entry(kind, repo_id, sha, p.strip("/")) for p in paths) if e])
 
     def send_file(self, kind, repo_id, sha, file_path, body):
+        "A file at `sha`, from the byte a Range header asks for; `cut_once` breaks a download off on purpose."
         hub = self.server.hub
         f = hub.root/kind/repo_id/sha/file_path
         if not f.is_file(): return self.fail(404, "EntryNotFound", f"{file_path} does not exist at {sha}")

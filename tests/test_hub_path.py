@@ -4,6 +4,7 @@ the Hub (tests/hub_standin.py, repositories from tests/hub_repos.py), end to end
 The stand-in starts on 127.0.0.1 and the runs reach it through `HF_ENDPOINT`, with their own `HF_HOME`; the offline
 switches the rest of the suite sets are off for these runs only. The runs go to two warm worker processes (one thread
 each), which import huggingface_hub after `HF_ENDPOINT` is set, as a Colab kernel does."""
+import json
 import os
 from pathlib import Path
 from unittest.mock import patch
@@ -77,7 +78,7 @@ def runs(hub, tmp_path_factory):
     done = dict(zip(jobs, outcomes))
     for task in PUBLISHED:
         results = out/task/"results.json"
-        if results.exists(): done[task]["results"] = __import__("json").loads(results.read_text())
+        if results.exists(): done[task]["results"] = json.loads(results.read_text())
     return done
 
 
