@@ -41,9 +41,9 @@ def set_architectures(files: dict, **config) -> dict:
     return files
 
 
-def tiny_family_model(arch: str, texts: list, out: Path, **config) -> dict:
-    "The files of a tiny `arch` model from `build_tiny_model`, with `config` set in its config.json."
-    return set_architectures(folder_files(build_tiny_model(arch, texts, out_dir=str(out), **TINY)), **config)
+def tiny_family_model(arch: str, texts: list, out: Path, max_len: int = 512, **config) -> dict:
+    "The files of a tiny `arch` model from `build_tiny_model` (`max_len` positions, as the real one), with `config` set in its config.json."
+    return set_architectures(folder_files(build_tiny_model(arch, texts, out_dir=str(out), max_len=max_len, **TINY)), **config)
 
 
 def tiny_bert(texts: list, out: Path, lowercase: bool) -> dict:
@@ -174,7 +174,8 @@ def build_hub(root: Path) -> dict:
         "bert-base-uncased": tiny_bert(texts, work/"uncased", lowercase=True),
         "t5-small": tiny_family_model("t5", texts, work/"t5", architectures=["T5ForConditionalGeneration"]),
         "Helsinki-NLP/opus-mt-en-ro": tiny_family_model("marian", texts, work/"marian", architectures=["MarianMTModel"]),
-        "HuggingFaceTB/SmolLM2-360M-Instruct": tiny_family_model("llama", texts, work/"llama", architectures=["LlamaForCausalLM"]),
+        "HuggingFaceTB/SmolLM2-360M-Instruct": tiny_family_model("llama", texts, work/"llama", max_len=8192,
+                                                                 architectures=["LlamaForCausalLM"]),
         "timm/swin_tiny_patch4_window7_224.ms_in1k": tiny_swin(work),
     }
     datasets = {"nyu-mll/glue": glue_sst2(), "rajpurkar/squad": squad(), "lhoestq/conll2003": conll2003(),
