@@ -5,6 +5,10 @@ revision, file downloads (HEAD and GET, with ranges), tree listings and paths-in
 and `X-Error-Code` headers, so the clients raise the errors they raise against the Hub (RepositoryNotFoundError,
 GatedRepoError, RevisionNotFoundError, EntryNotFoundError).
 
+Not served: the dataset viewer, which `datasets` asks on a sibling host (`datasets-server.` + the endpoint's host) for
+exported infos and parquet conversions; with 127.0.0.1 that host does not resolve, `datasets` ignores the failure and
+reads the features from the README's YAML, which the real repositories carry too. Nor uploads, xet or login.
+
 A repository is a folder `ROOT/{models,datasets}/ID/` holding `refs.json` ({"refs": {"main": SHA, ...}, "gated": true
 for a repository that needs a token}) and one folder per commit, `SHA/`, holding that commit's files. `tests/hub_repos.py`
 builds them; `serve(root)` starts a server for them.
