@@ -95,7 +95,7 @@ def glue_sst2(n_train: int = 48) -> dict:
         return Dataset.from_dict(dict(sentence=ds["text"], idx=list(range(len(ds))),
                                       label=[-1 if hidden else int(lab == "positive") for lab in ds["label"]]), features=feats)
     return dataset_files(dict(train=rows(sample("sentiment", n_train)), validation=rows(sample("sentiment", 24, 200)),
-                              test=rows(sample("sentiment", 24, 300), hidden=True)), "sst2", "sst2")
+                              test=rows(sample("sentiment", 30, 300), hidden=True)), "sst2", "sst2")
 
 
 def squad() -> dict:
@@ -116,7 +116,7 @@ def conll2003() -> dict:
         return Dataset.from_dict(dict(id=[str(i) for i in range(len(ds))], tokens=ds["tokens"],
                                       pos_tags=[[0] * len(t) for t in ds["tokens"]], chunk_tags=[[0] * len(t) for t in ds["tokens"]],
                                       ner_tags=[[CONLL_TAGS.index(t) for t in tags] for tags in ds["ner_tags"]]), features=feats)
-    return dataset_files(dict(train=rows(sample("ner", 48)), validation=rows(sample("ner", 24, 200)),
+    return dataset_files(dict(train=rows(sample("ner", 48)), validation=rows(sample("ner", 20, 200)),
                               test=rows(sample("ner", 24, 250))), "default", "data", default=True)
 
 
@@ -125,14 +125,14 @@ def cnn_dailymail() -> dict:
     feats = Features(article=Value("string"), highlights=Value("string"), id=Value("string"))
     def rows(ds): return Dataset.from_dict(dict(article=ds["document"], highlights=ds["summary"], id=ds["id"]), features=feats)
     return dataset_files(dict(train=rows(sample("summarization", 32)), validation=rows(sample("summarization", 12, 150)),
-                              test=rows(sample("summarization", 12, 180))), "3.0.0", "3.0.0")
+                              test=rows(sample("summarization", 6, 180))), "3.0.0", "3.0.0")
 
 
 def wmt16_ro_en() -> dict:
     "wmt/wmt16, configuration ro-en: translation dicts in train, validation and test (the sample's Spanish in the 'ro' slot)."
     feats = Features(translation=Translation(languages=["ro", "en"]))
     def rows(ds): return Dataset.from_dict(dict(translation=[dict(ro=r["es"], en=r["en"]) for r in ds]), features=feats)
-    return dataset_files(dict(train=rows(sample("translation", 40)), validation=rows(sample("translation", 12, 300)),
+    return dataset_files(dict(train=rows(sample("translation", 40)), validation=rows(sample("translation", 6, 300)),
                               test=rows(sample("translation", 12, 350))), "ro-en", "ro-en")
 
 
@@ -144,7 +144,7 @@ def no_robots() -> dict:
         msgs = [[dict(content=m["content"], role=m["role"]) for m in c] for c in ds["messages"]]
         return Dataset.from_dict(dict(prompt=[next(m["content"] for m in c if m["role"] == "user") for c in msgs],
                                       prompt_id=ds["id"], messages=msgs, category=["Open QA"] * len(ds)), features=feats)
-    return dataset_files(dict(train=rows(sample("instructions", 40)), test=rows(sample("instructions", 12, 300))),
+    return dataset_files(dict(train=rows(sample("instructions", 40)), test=rows(sample("instructions", 6, 300))),
                          "default", "data", default=True)
 
 
@@ -161,7 +161,7 @@ def eurosat(per_class: int = 4) -> dict:
                 images.append(PILImage.fromarray(pixels)); labels.append(c)
         return Dataset.from_dict(dict(image=images, label=labels, image_id=[f"{split}_{i}" for i in range(len(labels))]),
                                  features=feats)
-    return dataset_files(dict(train=rows("train", per_class), validation=rows("validation", 2), test=rows("test", 2)),
+    return dataset_files(dict(train=rows("train", per_class), validation=rows("validation", 1), test=rows("test", 2)),
                          "default", "data", default=True)
 
 
