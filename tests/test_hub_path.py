@@ -125,9 +125,11 @@ def test_a_wrong_revision_fails_naming_it(runs):
 
 
 @pytest.mark.parametrize("case", ["gated model", "gated data", "missing model", "missing data"])
-def test_gated_or_missing_repositories_tell_the_user_about_hf_token(runs, case):
+def test_gated_or_missing_repositories_tell_the_user_about_hf_token(runs, hub, case):
     job = runs[case]
     assert not job["ok"] and "HF_TOKEN" in job["error"], job["error"]
+    repo = {"gated model": GATED_MODEL, "gated data": f"datasets/{GATED_DATA}"}.get(case)
+    if repo: assert f"{hub['url']}/{repo}" in job["error"], "the page to ask for access, on the Hub HF_ENDPOINT names"
 
 
 def test_an_interrupted_download_resumes(hub, tmp_path, monkeypatch):
