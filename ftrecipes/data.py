@@ -231,8 +231,7 @@ def load_data(source: str,  # Hub id, local file or folder, 'sample:NAME' or 're
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
             if revision and f"Revision '{revision}'" in msg:  # datasets says so in a DatasetNotFoundError
-                raise DataError(f"{source!r} has no revision {revision!r} (data_revision): give a commit sha from the "
-                                "dataset's history, a branch or a tag, or None for the latest.") from e
+                raise DataError(f"{source!r}: no revision {revision!r} (data_revision). Give a commit, branch or tag it has.") from e
             if isinstance(e, DatasetNotFoundError): raise DataError(hub_access_help(source, "dataset")) from e
             raise DataError(f"{source!r} (configuration {config!r}) could not be loaded from the Hub ({type(e).__name__}: "
                             f"{msg}). Check the id, the configuration (data_config) and the revision.") from e
