@@ -25,7 +25,8 @@ from collections import Counter
 import datasets
 import pandas as pd
 from datasets import Dataset, DatasetDict, ClassLabel, load_dataset
-from .environment import offline_mode
+from datasets.exceptions import DatasetNotFoundError
+from .environment import offline_mode, hub_access_help
 from .corpora import CorpusError, corpora, corpus_path
 
 # %% ../nbs/01_data.ipynb #7b9bef58
@@ -229,6 +230,9 @@ def load_data(source: str,  # Hub id, local file or folder, 'sample:NAME' or 're
         try: dsd = load_dataset(source, config, revision=revision)
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            if revision and f"Revision '{revision}'" in msg:  # datasets says so in a DatasetNotFoundError
+                raise DataError(f"{source!r}: no revision {revision!r} (data_revision). Give a commit, branch or tag it has.") from e
+            if isinstance(e, DatasetNotFoundError): raise DataError(hub_access_help(source, "dataset")) from e
             raise DataError(f"{source!r} (configuration {config!r}) could not be loaded from the Hub ({type(e).__name__}: "
                             f"{msg}). Check the id, the configuration (data_config) and the revision.") from e
     if isinstance(dsd, Dataset): dsd = DatasetDict(train=dsd)

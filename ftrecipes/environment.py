@@ -7,9 +7,9 @@ Docs: https://ftrecipes.github.io/ftrecipes/environment.html.md"""
 # %% auto #0
 __all__ = ['CPU_BF16_MIN_WIDTH', 'PRECISIONS', 'OFFLINE_VARS', 'detect_device', 'cpu_bf16_instructions',
            'has_depthwise_convolutions', 'model_width', 'cpu_precision', 'pick_precision', 'training_precision',
-           'in_colab', 'offline_mode', 'hub_reachable', 'set_offline', 'cache_dir', 'seed_everything', 'world_size',
-           'process_rank', 'is_main_process', 'main_process_value', 'wait_for_main_process', 'hardware_name',
-           'RunEnvironment', 'quiet_libraries', 'describe_environment']
+           'in_colab', 'offline_mode', 'hub_endpoint', 'hub_reachable', 'hub_access_help', 'set_offline', 'cache_dir',
+           'seed_everything', 'world_size', 'process_rank', 'is_main_process', 'main_process_value',
+           'wait_for_main_process', 'hardware_name', 'RunEnvironment', 'quiet_libraries', 'describe_environment']
 
 # %% ../nbs/00_environment.ipynb #dfea366b
 import math
@@ -21,6 +21,7 @@ import socket
 import sys
 from dataclasses import dataclass, asdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # %% ../nbs/00_environment.ipynb #5c230811
 import numpy as np
@@ -120,13 +121,27 @@ def offline_mode() -> bool:
     "Is one of the Hugging Face offline switches set? Then Hub ids cannot load, and we say so early."
     return any(_truthy(os.environ.get(v, "")) for v in OFFLINE_VARS)
 
-def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
-    "Can we open a TCP connection to the Hub? False at once when offline mode is already set."
+def hub_endpoint() -> str:
+    "The Hub's address as huggingface_hub sees it: `HF_ENDPOINT` (a mirror, a local stand-in) or huggingface.co."
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+def hub_reachable(host: str = None, timeout: float = 2.0) -> bool:
+    "Can we open a TCP connection to the Hub (`HF_ENDPOINT`, a mirror, when set)? False at once in offline mode."
     if offline_mode(): return False
+    url = urlsplit(hub_endpoint())
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        with socket.create_connection((host, 443), timeout=timeout): return True
+        with socket.create_connection((host or url.hostname, port), timeout=timeout): return True
     except OSError:
         return False
+
+def hub_access_help(repo_id: str, kind: str = "model") -> str:
+    "What to do when the Hub refuses `repo_id` (missing, gated or private): check the id, or get access and set HF_TOKEN."
+    page = f"{hub_endpoint()}/{'datasets/' if kind == 'dataset' else ''}{repo_id}"
+    return (f"The Hub refused the {kind} {repo_id!r}: no such id exists (check its spelling), or it is gated or private. "
+            f"For a gated one, accept its conditions at {page} while logged in, then give this machine a token of that "
+            "account: set the environment variable HF_TOKEN (on Colab, a secret named HF_TOKEN with notebook access) "
+            "or run `hf auth login`.")
 
 # %% ../nbs/00_environment.ipynb #686d6f26
 def set_offline(offline: bool = True):

@@ -18,7 +18,8 @@ from pathlib import Path
 # %% ../nbs/02_models.ipynb #0a035e7e
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-from .environment import offline_mode
+from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+from .environment import offline_mode, hub_access_help
 from .offline import ModelError, OFFLINE_WEIGHTS, offline_weights_path, gguf_to_folder, build_tiny_model
 from .images import TINY_IMAGE_ARCHS, build_tiny_image_model, timm_weights_to_folder
 
@@ -100,6 +101,13 @@ def resolve_model(name: str, need_tokenizer: bool = True, trust_remote_code: boo
     return name
 
 # %% ../nbs/02_models.ipynb #27601344
+def _refused_by_hub(e) -> bool:
+    "Did the Hub refuse a repository (missing, gated or private) anywhere in the causes of `e`?"
+    while e is not None:
+        if isinstance(e, (GatedRepoError, RepositoryNotFoundError)): return True
+        e = e.__cause__ or e.__context__
+    return False
+
 def safe_from_pretrained(auto_class, path: str, name: str = None, trust_remote_code: bool = False, **kwargs):
     "`auto_class.from_pretrained(path)`, safetensors only and the model's own code only with `trust_remote_code`."
     weights = dict(use_safetensors=True) if hasattr(auto_class, "_model_mapping") else {}  # a tokenizer would store the flag in its config
@@ -116,6 +124,7 @@ def safe_from_pretrained(auto_class, path: str, name: str = None, trust_remote_c
             raise ModelError(f"{name or path!r} ships its own Python code, which would run on this machine when the model "
                              "loads. ftrecipes never runs it by default. Read the code; if you trust it, set "
                              "trust_remote_code=True.") from None
+        if _refused_by_hub(e): raise ModelError(hub_access_help(name or path)) from None
         raise
 
 def load_model(name: str, auto_class, trust_remote_code: bool = False, **kwargs):

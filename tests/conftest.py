@@ -2,6 +2,7 @@
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,16 @@ def tracked_copy(dest: Path) -> list:
             (dest/f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT/f, dest/f)
     return files
+
+
+def build_wheel(dest: Path) -> Path:
+    "Build the wheel pip builds from the repository (as on Colab), from a clean copy of the tracked files, into `dest`."
+    src = dest/"src"
+    tracked_copy(src)  # no egg-info of an earlier install, whose file list would hide a missing package-data entry
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(src),
+                           "-w", str(dest)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return next(dest.glob("ftrecipes-*.whl"))
 
 
 @pytest.fixture(scope="session")

@@ -4,17 +4,12 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import subprocess_env, tracked_copy
+from conftest import build_wheel, subprocess_env
 
 
 def test_the_built_wheel_carries_the_punkt_parameters_and_splits_sentences_from_them(tmp_path):
     "Built from a clean checkout, as pip builds it from the repository, the package finds its Punkt data (no download)."
-    src = tmp_path/"src"
-    tracked_copy(src)  # no egg-info of an earlier install, whose file list would hide a missing package-data entry
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(src),
-                           "-w", str(tmp_path)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    wheel = next(tmp_path.glob("ftrecipes-*.whl"))
+    wheel = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     punkt = {f"ftrecipes/punkt_tab/english/{f}" for f in
              ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt")}

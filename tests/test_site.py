@@ -16,6 +16,7 @@ import http.server
 import io
 import json
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -30,7 +31,7 @@ import yaml
 from PIL import Image
 
 from browser import browser, screenshot
-from conftest import NBS, ROOT, subprocess_env, RECIPE_NOTEBOOKS
+from conftest import NBS, ROOT, build_wheel, subprocess_env, RECIPE_NOTEBOOKS
 
 DOCS = ROOT/"_docs"
 RECIPES = RECIPE_NOTEBOOKS
@@ -87,6 +88,22 @@ def test_colab_install_cell_keeps_colab_torch_and_is_harmless_elsewhere(monkeypa
     assert len(calls) == 1 and f'"torch=={version("torch")}"' in calls[0] and f"ftrecipes @ git+{REPO_URL}" in calls[0], calls
     assert colab_install_command(source, on_colab=False, installed=False, monkeypatch=monkeypatch) == []
     assert colab_install_command(source, on_colab=True, installed=True, monkeypatch=monkeypatch) == []
+
+
+def test_colab_install_cell_with_the_built_wheel_would_not_reinstall_torch(monkeypatch, tmp_path):
+    "The cell's %pip, the repository's wheel in place of its git URL, in a fresh venv that holds torch (as Colab does): pip would install ftrecipes and leave torch alone."
+    source = code_cells(notebook("10_sentiment.ipynb"))[0].source
+    line, = colab_install_command(source, on_colab=True, installed=False, monkeypatch=monkeypatch)
+    wheel = build_wheel(tmp_path)
+    args = [str(wheel) if a.startswith("ftrecipes @") else a for a in shlex.split(line) if a not in ("install", "-q")]
+    venv = tmp_path/"colab"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    report = tmp_path/"report.json"
+    proc = subprocess.run([str(venv/"bin"/"python"), "-m", "pip", "install", "--dry-run", "--no-index", "--quiet",
+                           "--report", str(report), *args], capture_output=True, text=True)  # --no-index: no network
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = [i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]]
+    assert "ftrecipes" in names and "torch" not in names, names
 
 
 @pytest.mark.parametrize("nb", RECIPES)
