@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -121,9 +122,25 @@ IN_PROCESS = ("import sys, functools, threading, ftrecipes.cli as cli, ftrecipes
               "sys.exit(status)")
 
 
+def _sigint_as_in_a_terminal():
+    "In the child, before it starts: Ctrl-C delivered and handled as a new command in a terminal gets it."
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _sigint_state() -> str:
+    "This process's SIGINT handling, where it is not what a terminal gives a command ('' when it is)."
+    blocked, handler = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []), signal.getsignal(signal.SIGINT)
+    return ", ".join(([] if not blocked else ["blocked"]) + ([] if handler is signal.default_int_handler else [f"handler {handler!r}"]))
+
+
 def _interrupt_after_a_checkpoint(command, out):
     "Start `command`, send it SIGINT (Ctrl-C) once a complete checkpoint exists in `out`; return (process, stdout, stderr)."
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(threads=1))
+    # A child inherits its parent's blocked and ignored signals; the full suite once left SIGINT so in this process (the
+    # run then finished, exit 0), so the child gets a terminal's Ctrl-C, and the state found is printed to trace it.
+    if _sigint_state(): warnings.warn(f"SIGINT in the test process: {_sigint_state()} (left by an earlier test); reset for the child")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(threads=1),
+                            preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.time() + 300
     while not any(checkpoint_is_complete(d) for d in (out/"checkpoints").glob("checkpoint-*")):
         assert proc.poll() is None, f"the run ended before its first checkpoint:\n{proc.communicate()[1][-3000:]}"
