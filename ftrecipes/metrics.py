@@ -94,7 +94,6 @@ def metric_module_path(metric) -> Path:
     folder = cache_dir()/"metric_modules"/name
     script = folder/f"{name}.py"
     text = f'"ftrecipes\' {name} metric as a local evaluate module."\nfrom {cls.__module__} import {cls.__name__}\n'
-    if cls.__module__ == "__main__": text += f"DEFINITION = {id(cls):#x}\n"  # a class redefined in a notebook: a module of its own
     if not script.exists() or script.read_text() != text:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder/f".{name}.{os.getpid()}.tmp"
